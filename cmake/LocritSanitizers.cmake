@@ -1,0 +1,10 @@
+# One sanitizer flavour per build tree: ASan+UBSan, or TSan (they cannot be combined).
+if(LOCRIT_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(LOCRIT_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer -Wno-tsan)
+  add_link_options(-fsanitize=thread)
+elseif(NOT LOCRIT_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "LOCRIT_SANITIZE must be '', 'address' or 'thread', not '${LOCRIT_SANITIZE}'")
+endif()

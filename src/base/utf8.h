@@ -1,0 +1,16 @@
+// UTF-8 validation. Pure functions, thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace locrit {
+
+// True when `text` is well-formed UTF-8: no overlong forms, surrogates or code points past
+// U+10FFFF. The empty string is valid.
+bool IsValidUtf8(std::string_view text);
+
+// The number of code points in valid UTF-8 `text`.
+size_t CountCodePoints(std::string_view text);
+
+}  // namespace locrit

@@ -1,0 +1,242 @@
+#include "store/internal/schema.h"
+
+#include <array>
+
+namespace locrit::store_internal {
+namespace {
+
+// Version 1: the graph of DESIGN.md. Nodes are tables keyed by a text id; every relation is its
+// own table whose ends are foreign keys with ON DELETE CASCADE (deleting a node deletes its
+// edges). Triggers keep the FTS indexes, per-session counts and the global message counter in
+// step with every write path, cascades included, so no code path can forget them.
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE counters(
+  name  TEXT PRIMARY KEY NOT NULL,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters(name, value) VALUES ('messages', 0), ('vectors', 0);
+
+CREATE TABLE users(
+  id         TEXT PRIMARY KEY NOT NULL,
+  name       TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE sessions(
+  id            TEXT PRIMARY KEY NOT NULL,
+  user_id       TEXT NOT NULL DEFAULT '',
+  name          TEXT NOT NULL DEFAULT '',
+  topic         TEXT NOT NULL DEFAULT '',
+  created_at    INTEGER NOT NULL,
+  last_activity INTEGER NOT NULL,
+  message_count INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_activity ON sessions(last_activity);
+
+CREATE TABLE messages(
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL UNIQUE,
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  user_id    TEXT NOT NULL DEFAULT '',
+  role       TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+  content    TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  metadata   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+  status     TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'unanswered', 'incomplete'))
+);
+CREATE INDEX messages_by_session ON messages(session_id, seq);
+
+CREATE TABLE memories(
+  rid           INTEGER PRIMARY KEY,
+  id            TEXT NOT NULL UNIQUE,
+  content       TEXT NOT NULL,
+  importance    REAL NOT NULL CHECK (importance >= 0 AND importance <= 1),
+  created_at    INTEGER NOT NULL,
+  last_accessed INTEGER NOT NULL,
+  metadata      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata))
+);
+
+CREATE TABLE concepts(
+  rid         INTEGER PRIMARY KEY,
+  id          TEXT NOT NULL UNIQUE,
+  name        TEXT NOT NULL CHECK (length(name) > 0),
+  type        TEXT NOT NULL DEFAULT '',
+  description TEXT NOT NULL DEFAULT '',
+  confidence  REAL NOT NULL DEFAULT 1.0 CHECK (confidence >= 0 AND confidence <= 1),
+  created_at  INTEGER NOT NULL,
+  UNIQUE (name COLLATE NOCASE, type)
+);
+
+CREATE TABLE topics(
+  id          TEXT PRIMARY KEY NOT NULL,
+  name        TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(name) > 0),
+  description TEXT NOT NULL DEFAULT '',
+  category    TEXT NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Relations. UNIQUE(from, to) makes an edge's natural key its identity (import is idempotent);
+-- the second index serves the cascade from the other end.
+CREATE TABLE sent(
+  id         INTEGER PRIMARY KEY,
+  user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  weight     REAL NOT NULL DEFAULT 1.0,
+  UNIQUE (message_id, user_id)
+);
+CREATE INDEX sent_by_user ON sent(user_id);
+
+CREATE TABLE part_of(
+  id         INTEGER PRIMARY KEY,
+  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  position   INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (message_id, session_id)
+);
+CREATE INDEX part_of_by_session ON part_of(session_id);
+
+CREATE TABLE responds_to(
+  id            INTEGER PRIMARY KEY,
+  from_id       TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  to_id         TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  delay_seconds INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (from_id, to_id)
+);
+CREATE INDEX responds_to_by_to ON responds_to(to_id);
+
+CREATE TABLE mentions(
+  id         INTEGER PRIMARY KEY,
+  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  concept_id TEXT NOT NULL REFERENCES concepts(id) ON DELETE CASCADE,
+  confidence REAL NOT NULL DEFAULT 1.0,
+  UNIQUE (message_id, concept_id)
+);
+CREATE INDEX mentions_by_concept ON mentions(concept_id);
+
+CREATE TABLE relates_to(
+  id                INTEGER PRIMARY KEY,
+  from_id           TEXT NOT NULL REFERENCES concepts(id) ON DELETE CASCADE,
+  to_id             TEXT NOT NULL REFERENCES concepts(id) ON DELETE CASCADE,
+  relationship_type TEXT NOT NULL DEFAULT 'related',
+  strength          REAL NOT NULL DEFAULT 1.0,
+  UNIQUE (from_id, to_id, relationship_type)
+);
+CREATE INDEX relates_to_by_to ON relates_to(to_id);
+
+CREATE TABLE discusses(
+  id         INTEGER PRIMARY KEY,
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  topic_id   TEXT NOT NULL REFERENCES topics(id) ON DELETE CASCADE,
+  relevance  REAL NOT NULL DEFAULT 1.0,
+  UNIQUE (session_id, topic_id)
+);
+CREATE INDEX discusses_by_topic ON discusses(topic_id);
+
+CREATE TABLE learns(
+  id         INTEGER PRIMARY KEY,
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  memory_id  TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+  strength   REAL NOT NULL DEFAULT 1.0,
+  UNIQUE (session_id, memory_id)
+);
+CREATE INDEX learns_by_memory ON learns(memory_id);
+
+-- Embeddings: float32 little-endian vectors, one per node, with the model that made them.
+CREATE TABLE message_vectors(
+  node_id TEXT PRIMARY KEY NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  model   TEXT NOT NULL,
+  dim     INTEGER NOT NULL CHECK (dim > 0),
+  vector  BLOB NOT NULL CHECK (length(vector) = 4 * dim)
+) WITHOUT ROWID;
+CREATE TABLE memory_vectors(
+  node_id TEXT PRIMARY KEY NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+  model   TEXT NOT NULL,
+  dim     INTEGER NOT NULL CHECK (dim > 0),
+  vector  BLOB NOT NULL CHECK (length(vector) = 4 * dim)
+) WITHOUT ROWID;
+CREATE TABLE concept_vectors(
+  node_id TEXT PRIMARY KEY NOT NULL REFERENCES concepts(id) ON DELETE CASCADE,
+  model   TEXT NOT NULL,
+  dim     INTEGER NOT NULL CHECK (dim > 0),
+  vector  BLOB NOT NULL CHECK (length(vector) = 4 * dim)
+) WITHOUT ROWID;
+
+-- Keyword search: external-content FTS5 with accent folding ("éléphant" finds "elephant").
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+  content, content='messages', content_rowid='seq', tokenize='unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE memories_fts USING fts5(
+  content, content='memories', content_rowid='rid', tokenize='unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE concepts_fts USING fts5(
+  name, description, content='concepts', content_rowid='rid',
+  tokenize='unicode61 remove_diacritics 2');
+
+CREATE TRIGGER messages_after_insert AFTER INSERT ON messages BEGIN
+  INSERT INTO messages_fts(rowid, content) VALUES (new.seq, new.content);
+  UPDATE sessions SET message_count = message_count + 1,
+                      last_activity = max(last_activity, new.created_at)
+   WHERE id = new.session_id;
+  UPDATE counters SET value = value + 1 WHERE name = 'messages';
+END;
+CREATE TRIGGER messages_after_delete AFTER DELETE ON messages BEGIN
+  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.seq, old.content);
+  UPDATE sessions SET message_count = message_count - 1 WHERE id = old.session_id;
+  UPDATE counters SET value = value - 1 WHERE name = 'messages';
+END;
+CREATE TRIGGER messages_after_update AFTER UPDATE OF content ON messages BEGIN
+  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.seq, old.content);
+  INSERT INTO messages_fts(rowid, content) VALUES (new.seq, new.content);
+END;
+
+CREATE TRIGGER memories_after_insert AFTER INSERT ON memories BEGIN
+  INSERT INTO memories_fts(rowid, content) VALUES (new.rid, new.content);
+END;
+CREATE TRIGGER memories_after_delete AFTER DELETE ON memories BEGIN
+  INSERT INTO memories_fts(memories_fts, rowid, content) VALUES ('delete', old.rid, old.content);
+END;
+CREATE TRIGGER memories_after_update AFTER UPDATE OF content ON memories BEGIN
+  INSERT INTO memories_fts(memories_fts, rowid, content) VALUES ('delete', old.rid, old.content);
+  INSERT INTO memories_fts(rowid, content) VALUES (new.rid, new.content);
+END;
+
+CREATE TRIGGER concepts_after_insert AFTER INSERT ON concepts BEGIN
+  INSERT INTO concepts_fts(rowid, name, description) VALUES (new.rid, new.name, new.description);
+END;
+CREATE TRIGGER concepts_after_delete AFTER DELETE ON concepts BEGIN
+  INSERT INTO concepts_fts(concepts_fts, rowid, name, description)
+    VALUES ('delete', old.rid, old.name, old.description);
+END;
+CREATE TRIGGER concepts_after_update AFTER UPDATE OF name, description ON concepts BEGIN
+  INSERT INTO concepts_fts(concepts_fts, rowid, name, description)
+    VALUES ('delete', old.rid, old.name, old.description);
+  INSERT INTO concepts_fts(rowid, name, description) VALUES (new.rid, new.name, new.description);
+END;
+
+-- Any change to a vector table bumps counters.vectors, so an in-memory vector cache (on any
+-- connection) knows when to reload.
+CREATE TRIGGER message_vectors_ai AFTER INSERT ON message_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+CREATE TRIGGER message_vectors_au AFTER UPDATE ON message_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+CREATE TRIGGER message_vectors_ad AFTER DELETE ON message_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+CREATE TRIGGER memory_vectors_ai AFTER INSERT ON memory_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+CREATE TRIGGER memory_vectors_au AFTER UPDATE ON memory_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+CREATE TRIGGER memory_vectors_ad AFTER DELETE ON memory_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+CREATE TRIGGER concept_vectors_ai AFTER INSERT ON concept_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+CREATE TRIGGER concept_vectors_au AFTER UPDATE ON concept_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+CREATE TRIGGER concept_vectors_ad AFTER DELETE ON concept_vectors BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
+)sql";
+
+constexpr std::array<std::string_view, 1> kMigrations = {kSchemaV1};
+
+}  // namespace
+
+std::span<const std::string_view> Migrations() { return kMigrations; }
+
+}  // namespace locrit::store_internal

@@ -1,0 +1,351 @@
+// MemoryStore: one Locrit's graph memory in one SQLite file (docs/memory-format.md).
+//
+// Nodes (users, sessions, messages, memories, concepts, topics) and typed relations, keyword
+// search (FTS5 bm25, accent-folding), embeddings with exact cosine top-k, retention, integrity
+// check, online snapshot, JSON Lines export/import.
+//
+// Every write is one transaction: after a crash it is either wholly there or not at all. The
+// store knows nothing of threads, HTTP or LLMs.
+//
+// Thread-compatible: one MemoryStore (one SQLite connection) is used by one thread at a time.
+// Concurrency (one writer, several readers, group commit) is the memory manager's job, which
+// opens several MemoryStore objects on the same file.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/id_generator.h"
+#include "base/status.h"
+#include "core/memory_types.h"
+
+namespace locrit {
+
+namespace store_internal {
+class Db;
+class VectorCache;
+}  // namespace store_internal
+
+enum class Durability {
+  kFull,     // synchronous=FULL: an acknowledged commit survives power loss.
+  kRelaxed,  // synchronous=NORMAL: may lose the last commits on power loss, never corrupts.
+};
+
+struct StoreOptions {
+  std::string path;                 // The database file; created when missing (unless read_only).
+  const Clock* clock = nullptr;     // Required; must outlive the store.
+  IdGenerator* ids = nullptr;       // Required; must outlive the store.
+  Durability durability = Durability::kFull;
+  int64_t max_messages = 5000;      // Retention cap; 0 = unlimited.
+  std::string vfs;                  // SQLite VFS name; empty = default (tests inject faults here).
+  bool read_only = false;           // A reader connection: no migrations, writes fail.
+  int64_t cache_kib = 8192;         // SQLite page cache per connection.
+};
+
+// What SaveMessage writes. Users and sessions are created on first use.
+struct NewMessage {
+  std::string session_id;  // Required, non-empty.
+  std::string user_id;     // The sender (a person, or the Locrit for replies). Required.
+  std::string user_name;   // Used when the user is created.
+  Role role = Role::kUser;
+  std::string content;
+  std::string metadata = "{}";  // Must be a JSON object.
+  MessageStatus status = MessageStatus::kOk;
+  std::optional<std::string> id;          // Defaults to a fresh time-ordered id.
+  std::optional<int64_t> created_at;      // Defaults to now.
+  // The message this one responds to. Defaults to the previous message of the session; an
+  // explicit value must be a message of this store.
+  std::optional<std::string> responds_to;
+  std::string session_name;   // Used when the session is created.
+  std::string session_topic;  // Used when the session is created.
+};
+
+struct SavedMessage {
+  std::string id;
+  int64_t seq = 0;
+  int64_t created_at = 0;
+  std::string session_id;
+  std::optional<std::string> responds_to;
+  int64_t evicted = 0;  // Messages retention deleted in the same transaction.
+};
+
+struct HistoryQuery {
+  std::string session_id;
+  int limit = 20;                     // Clamped to [1, kMaxHistory].
+  std::optional<int64_t> before_seq;  // Only messages with seq < before_seq.
+};
+
+struct SearchQuery {
+  std::string text;  // Any user string; never a syntax error.
+  int limit = 10;    // Clamped to [1, kMaxSearchResults].
+  bool messages = true;
+  bool memories = true;
+  bool concepts = true;
+  std::optional<std::string> session_id;  // Restricts to messages of this session.
+  std::optional<Role> role;               // Restricts to messages with this role.
+};
+
+struct SearchHit {
+  NodeType type = NodeType::kMessage;  // kMessage, kMemory or kConcept.
+  std::string id;
+  std::string content;  // Concepts: "name: description".
+  std::string snippet;  // Matches wrapped in [ ], long text elided with "…".
+  double score = 0;     // Higher is better (negated bm25).
+  int64_t timestamp = 0;
+  int64_t seq = 0;                        // Messages only.
+  std::optional<std::string> session_id;  // Messages only.
+  std::optional<Role> role;               // Messages only.
+};
+
+struct NewMemory {
+  std::string content;  // Non-empty.
+  double importance = 0.5;
+  std::string metadata = "{}";
+  std::optional<std::string> id;
+};
+
+struct MemoryEdit {
+  std::optional<std::string> content;
+  std::optional<double> importance;
+  std::optional<std::string> metadata;
+};
+
+struct NewConcept {
+  std::string name;  // Non-empty; (name case-insensitively, type) is unique.
+  std::string type;
+  std::optional<std::string> description;  // On upsert, only given fields change.
+  std::optional<double> confidence;
+  std::optional<std::string> id;
+};
+
+struct ConceptEdit {
+  std::optional<std::string> name;
+  std::optional<std::string> type;
+  std::optional<std::string> description;
+  std::optional<double> confidence;
+};
+
+struct ConceptDetails {
+  Concept node;
+  int64_t mention_count = 0;
+  std::optional<int64_t> first_mention;  // created_at of the earliest mentioning message.
+  std::optional<int64_t> last_mention;
+  std::vector<Message> recent_mentions;   // Newest first, at most kMaxDetailMentions.
+  std::vector<Relation> relations;        // RELATES_TO edges from or to it.
+};
+
+struct RelatedConcept {
+  Concept node;
+  int depth = 1;  // Shortest number of RELATES_TO hops (either direction).
+};
+
+struct NewTopic {
+  std::string name;
+  std::string description;
+  std::string category;
+  std::optional<std::string> id;
+};
+
+struct GraphNode {
+  std::string id;
+  NodeType type = NodeType::kMessage;
+  std::string label;
+};
+
+struct GraphEdge {
+  std::string id;
+  RelationType type = RelationType::kRelatesTo;
+  std::string from_id;
+  std::string to_id;
+};
+
+struct GraphView {
+  std::vector<GraphNode> nodes;
+  std::vector<GraphEdge> edges;  // Only edges whose both ends are in `nodes`.
+};
+
+struct StoreStatistics {
+  int64_t users = 0;
+  int64_t sessions = 0;
+  int64_t messages = 0;
+  int64_t memories = 0;
+  int64_t concepts = 0;
+  int64_t topics = 0;
+  int64_t relations = 0;
+  int64_t vectors = 0;
+  int64_t db_bytes = 0;  // Database file plus WAL.
+};
+
+struct ConceptMentions {
+  Concept node;
+  int64_t mentions = 0;
+};
+
+struct StoreSummary {
+  StoreStatistics statistics;
+  std::vector<Message> recent_messages;  // Newest first.
+  std::vector<Session> sessions;         // Most recent activity first.
+  std::vector<ConceptMentions> top_concepts;
+};
+
+struct VectorQuery {
+  std::vector<float> vector;  // Non-empty.
+  std::string model;          // Only vectors made by this model (and of the same dimension).
+  int k = 10;                 // Clamped to [1, kMaxVectorResults].
+  bool messages = true;
+  bool memories = true;
+  bool concepts = true;
+};
+
+struct VectorHit {
+  NodeType type = NodeType::kMessage;
+  std::string id;
+  double similarity = 0;  // Cosine, in [-1, 1].
+};
+
+struct ImportReport {
+  int64_t lines = 0;
+  int64_t inserted = 0;  // Nodes and edges added.
+  int64_t skipped = 0;   // Already present (same id or same edge).
+};
+
+class MemoryStore {
+ public:
+  static constexpr int kMaxHistory = 1000;
+  static constexpr int kMaxSearchResults = 100;
+  static constexpr int kMaxSearchTerms = 32;
+  static constexpr int kMaxListResults = 1000;
+  static constexpr int kMaxRelatedDepth = 5;
+  static constexpr int kMaxGraphNodes = 2000;
+  static constexpr int kMaxDetailMentions = 20;
+  static constexpr int kMaxVectorResults = 1000;
+  static constexpr int kMaxVectorDim = 16384;
+
+  // Opens (creating and migrating as needed) the store at options.path. Errors: corruption when
+  // the file is not a healthy database, failed_precondition when its schema is newer than this
+  // build, io_error for file-system problems, unavailable when it is locked.
+  static Result<std::unique_ptr<MemoryStore>> Open(const StoreOptions& options);
+  ~MemoryStore();
+  MemoryStore(const MemoryStore&) = delete;
+  MemoryStore& operator=(const MemoryStore&) = delete;
+
+  int SchemaVersion() const;
+  const StoreOptions& options() const { return options_; }
+
+  // ---- Messages and sessions ----
+
+  // One transaction: upsert user and session, insert the message with the next seq, SENT,
+  // PART_OF, RESPONDS_TO (to the previous message of the session), FTS entry, and retention.
+  Result<SavedMessage> SaveMessage(const NewMessage& message);
+  // The newest `limit` messages of the session (before `before_seq`), in chronological order.
+  // not_found when the session does not exist.
+  Result<std::vector<Message>> History(const HistoryQuery& query);
+  Result<Message> GetMessage(const std::string& id);
+  Status EditMessage(const std::string& id, const std::string& content);
+  Status SetMessageStatus(const std::string& id, MessageStatus status);
+  Status DeleteMessage(const std::string& id);
+
+  // Sessions, most recent activity first.
+  Result<std::vector<Session>> ListSessions(int limit);
+  Result<Session> GetSession(const std::string& id);
+  // Deletes the session, its messages and every edge of either.
+  Status DeleteSession(const std::string& id);
+  Result<User> GetUser(const std::string& id);
+
+  // ---- Search ----
+  Result<std::vector<SearchHit>> Search(const SearchQuery& query);
+
+  // ---- Standalone memories ----
+  Result<Memory> AddMemory(const NewMemory& memory);
+  Result<Memory> GetMemory(const std::string& id);
+  // Highest importance first, then newest.
+  Result<std::vector<Memory>> ListMemories(int limit);
+  Result<Memory> EditMemory(const std::string& id, const MemoryEdit& edit);
+  Status DeleteMemory(const std::string& id);
+  // Sets last_accessed to now for each existing id (missing ids are ignored).
+  Status TouchMemories(const std::vector<std::string>& ids);
+
+  // ---- Concepts, topics and relations ----
+  // Creates the concept, or updates the given fields of the existing (name, type) one.
+  Result<Concept> UpsertConcept(const NewConcept& input);
+  Result<Concept> GetConcept(const std::string& id);
+  // Most mentioned first.
+  Result<std::vector<Concept>> ListConcepts(int limit);
+  // By name, case-insensitively; `type` narrows when several concepts share the name.
+  Result<ConceptDetails> GetConceptDetails(const std::string& name,
+                                           const std::optional<std::string>& type = {});
+  Result<Concept> EditConcept(const std::string& id, const ConceptEdit& edit);
+  Status DeleteConcept(const std::string& id);
+  // Concepts reachable over RELATES_TO (either direction) within `depth` hops (1..5), nearest
+  // first, the start excluded; cycles are harmless.
+  Result<std::vector<RelatedConcept>> RelatedConcepts(const std::string& concept_id, int depth);
+
+  Result<Topic> UpsertTopic(const NewTopic& topic);
+  Result<std::vector<Topic>> ListTopics(int limit);
+  Status DeleteTopic(const std::string& id);
+
+  // Adds (or, for an existing natural key, updates the properties of) an edge. invalid_argument
+  // when the ends do not fit the type, not_found when an end does not exist.
+  Result<Relation> AddRelation(const Relation& relation);
+  Result<Relation> GetRelation(const std::string& id);
+  Status DeleteRelation(const std::string& id);
+
+  // A bounded view for drawing: the newest nodes of each type up to `limit` in all, and the
+  // edges among them.
+  Result<GraphView> Graph(int limit);
+
+  // ---- Summary ----
+  Result<StoreStatistics> Statistics();
+  Result<StoreSummary> Summary(int recent_limit);
+
+  // ---- Whole-store operations ----
+  // Deletes every node and edge in one transaction.
+  Status ClearAll();
+  // Every node, edge and vector as JSON Lines, nodes before the edges that need them.
+  Status Export(std::ostream& out);
+  // Reads an export. All-or-nothing: the first invalid line aborts with invalid_argument naming
+  // the line number. Idempotent: nodes already present (by id) and edges already present (by
+  // their ends) are skipped.
+  Result<ImportReport> Import(std::istream& in);
+
+  // ---- Embeddings ----
+  Status SetEmbedding(NodeType type, const std::string& id, const std::string& model,
+                      std::span<const float> vector);
+  Status DeleteEmbedding(NodeType type, const std::string& id);
+  // Exact cosine top-k, best first.
+  Result<std::vector<VectorHit>> NearestByEmbedding(const VectorQuery& query);
+  // Ids of messages without a vector from `model`, oldest first (for backfilling).
+  Result<std::vector<std::string>> MessagesMissingEmbedding(const std::string& model, int limit);
+
+  // ---- Integrity and backup ----
+  // PRAGMA quick_check: "ok", or SQLite's description of the first problems.
+  Result<std::string> QuickCheck();
+  // An online, consistent copy of the database at `path` (SQLite backup API), written to a
+  // temporary name, synced and renamed into place.
+  Status Snapshot(const std::string& path);
+  // Checkpoints the WAL into the database file (TRUNCATE).
+  Status Checkpoint();
+  // Returns free pages to the file system, at most `pages` of them (0 = all).
+  Status ReclaimSpace(int64_t pages);
+
+ private:
+  MemoryStore(StoreOptions options, std::unique_ptr<store_internal::Db> db);
+  Status Configure(bool is_new);
+  Status Migrate();
+  Status EnforceRetention(SavedMessage& saved);
+  Status EnsureSession(const NewMessage& message, int64_t now);
+  int64_t Now() const { return options_.clock->NowMillis(); }
+
+  StoreOptions options_;
+  std::unique_ptr<store_internal::Db> db_;
+  std::unique_ptr<store_internal::VectorCache> vectors_;
+  int schema_version_ = 0;
+};
+
+}  // namespace locrit

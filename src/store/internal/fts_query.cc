@@ -1,0 +1,1 @@
+#include "store/internal/fts_query.h"

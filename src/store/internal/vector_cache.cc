@@ -1,0 +1,1 @@
+#include "store/internal/vector_cache.h"

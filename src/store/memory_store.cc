@@ -423,6 +423,26 @@ Status MemoryStore::Snapshot(const std::string& path) {
   return FsyncPath(dir.empty() ? "." : dir, true);
 }
 
+Result<StorageInfo> MemoryStore::Storage() {
+  StorageInfo info;
+  info.schema_version = schema_version_;
+  {
+    ASSIGN_OR_RETURN(Stmt mode, db_->Prepare("PRAGMA journal_mode"));
+    ASSIGN_OR_RETURN(const bool row, mode.Step());
+    if (row) info.journal_mode = mode.Text(0);
+  }
+  ASSIGN_OR_RETURN(const int64_t synchronous, db_->QueryInt("PRAGMA synchronous"));
+  ASSIGN_OR_RETURN(const int64_t auto_vacuum, db_->QueryInt("PRAGMA auto_vacuum"));
+  ASSIGN_OR_RETURN(const int64_t foreign_keys, db_->QueryInt("PRAGMA foreign_keys"));
+  ASSIGN_OR_RETURN(info.page_size, db_->QueryInt("PRAGMA page_size"));
+  ASSIGN_OR_RETURN(info.page_count, db_->QueryInt("PRAGMA page_count"));
+  ASSIGN_OR_RETURN(info.freelist_count, db_->QueryInt("PRAGMA freelist_count"));
+  info.synchronous = static_cast<int>(synchronous);
+  info.auto_vacuum = static_cast<int>(auto_vacuum);
+  info.foreign_keys = foreign_keys != 0;
+  return info;
+}
+
 Status MemoryStore::Checkpoint() { return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
 
 Status MemoryStore::ReclaimSpace(int64_t pages) {

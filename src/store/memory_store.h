@@ -209,6 +209,18 @@ struct VectorHit {
   double similarity = 0;  // Cosine, in [-1, 1].
 };
 
+// How the database file is set up, for health reports and tests.
+struct StorageInfo {
+  int schema_version = 0;
+  std::string journal_mode;  // "wal" for a writable store.
+  int synchronous = 0;       // 2 = FULL, 1 = NORMAL.
+  int auto_vacuum = 0;       // 2 = INCREMENTAL.
+  bool foreign_keys = false;
+  int64_t page_size = 0;
+  int64_t page_count = 0;
+  int64_t freelist_count = 0;
+};
+
 struct ImportReport {
   int64_t lines = 0;
   int64_t inserted = 0;  // Nodes and edges added.
@@ -331,6 +343,7 @@ class MemoryStore {
   Status Snapshot(const std::string& path);
   // Checkpoints the WAL into the database file (TRUNCATE).
   Status Checkpoint();
+  Result<StorageInfo> Storage();
   // Returns free pages to the file system, at most `pages` of them (0 = all).
   Status ReclaimSpace(int64_t pages);
 

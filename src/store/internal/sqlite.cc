@@ -178,19 +178,24 @@ Status Db::Error(int rc, std::string_view what) const {
   return Status(CodeForSqlite(rc), fmt::format("{} ({}): {}", what, path_, detail));
 }
 
-Transaction::Transaction(Db* db) : db_(db) {
-  begin_status_ = db_->Exec("BEGIN IMMEDIATE");
+Transaction::Transaction(Db* db) : db_(db), nested_(db->InTransaction()) {
+  begin_status_ = db_->Exec(nested_ ? "SAVEPOINT unit" : "BEGIN IMMEDIATE");
   open_ = begin_status_.ok();
 }
 
 Transaction::~Transaction() {
-  if (open_ && db_->InTransaction()) (void)db_->Exec("ROLLBACK");
+  if (!open_ || !db_->InTransaction()) return;
+  if (nested_) {
+    (void)db_->Exec("ROLLBACK TO unit; RELEASE unit");
+  } else {
+    (void)db_->Exec("ROLLBACK");
+  }
 }
 
 Status Transaction::Commit() {
   if (!open_) return begin_status_.ok() ? InternalError("transaction already finished") : begin_status_;
-  Status status = db_->Exec("COMMIT");
-  if (!status.ok()) return status;  // Destructor rolls back what is left.
+  Status status = db_->Exec(nested_ ? "RELEASE unit" : "COMMIT");
+  if (!status.ok()) return status;  // The destructor rolls back what is left.
   open_ = false;
   return Status::Ok();
 }

@@ -119,7 +119,9 @@ class Db {
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 
-// BEGIN IMMEDIATE on construction succeeds or reports through status(); rolls back on destruction
+// A unit of work that is all-or-nothing. At the top level it is BEGIN IMMEDIATE ... COMMIT; inside
+// an enclosing transaction (a batch of writes committed together) it is a SAVEPOINT, so a failing
+// write undoes only itself. Begins on construction (see status()); rolls back on destruction
 // unless committed.
 class Transaction {
  public:
@@ -135,6 +137,7 @@ class Transaction {
   Db* db_;
   Status begin_status_;
   bool open_ = false;
+  bool nested_ = false;
 };
 
 }  // namespace locrit::store_internal

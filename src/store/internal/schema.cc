@@ -5,7 +5,9 @@
 namespace locrit::store_internal {
 namespace {
 
-// Version 1: the graph of DESIGN.md. Nodes are tables keyed by a text id; every relation is its
+// Version 1: the graph of DESIGN.md. Every table is a rowid table (no WITHOUT ROWID), so every
+// row lives in a table B-tree leaf with a rowid: salvage after corruption can then read rows
+// page by page without depending on any index. Nodes are tables keyed by a text id; every relation is its
 // own table whose ends are foreign keys with ON DELETE CASCADE (deleting a node deletes its
 // edges). Triggers keep the FTS indexes, per-session counts and the global message counter in
 // step with every write path, cascades included, so no code path can forget them.
@@ -13,14 +15,14 @@ constexpr std::string_view kSchemaV1 = R"sql(
 CREATE TABLE counters(
   name  TEXT PRIMARY KEY NOT NULL,
   value INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 INSERT INTO counters(name, value) VALUES ('messages', 0), ('vectors', 0);
 
 CREATE TABLE users(
   id         TEXT PRIMARY KEY NOT NULL,
   name       TEXT NOT NULL DEFAULT '',
   created_at INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 
 CREATE TABLE sessions(
   id            TEXT PRIMARY KEY NOT NULL,
@@ -30,7 +32,7 @@ CREATE TABLE sessions(
   created_at    INTEGER NOT NULL,
   last_activity INTEGER NOT NULL,
   message_count INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
+);
 CREATE INDEX sessions_by_activity ON sessions(last_activity);
 
 CREATE TABLE messages(
@@ -73,7 +75,7 @@ CREATE TABLE topics(
   description TEXT NOT NULL DEFAULT '',
   category    TEXT NOT NULL DEFAULT '',
   created_at  INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 
 -- Relations. UNIQUE(from, to) makes an edge's natural key its identity (import is idempotent);
 -- the second index serves the cascade from the other end.
@@ -147,19 +149,19 @@ CREATE TABLE message_vectors(
   model   TEXT NOT NULL,
   dim     INTEGER NOT NULL CHECK (dim > 0),
   vector  BLOB NOT NULL CHECK (length(vector) = 4 * dim)
-) WITHOUT ROWID;
+);
 CREATE TABLE memory_vectors(
   node_id TEXT PRIMARY KEY NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
   model   TEXT NOT NULL,
   dim     INTEGER NOT NULL CHECK (dim > 0),
   vector  BLOB NOT NULL CHECK (length(vector) = 4 * dim)
-) WITHOUT ROWID;
+);
 CREATE TABLE concept_vectors(
   node_id TEXT PRIMARY KEY NOT NULL REFERENCES concepts(id) ON DELETE CASCADE,
   model   TEXT NOT NULL,
   dim     INTEGER NOT NULL CHECK (dim > 0),
   vector  BLOB NOT NULL CHECK (length(vector) = 4 * dim)
-) WITHOUT ROWID;
+);
 
 -- Keyword search: external-content FTS5 with accent folding ("éléphant" finds "elephant").
 CREATE VIRTUAL TABLE messages_fts USING fts5(

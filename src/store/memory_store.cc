@@ -373,6 +373,31 @@ Result<User> MemoryStore::GetUser(const std::string& id) {
   return User{stmt.Text(0), stmt.Text(1), stmt.Int(2)};
 }
 
+// ---- Group commit ----
+
+Status MemoryStore::BeginBatch() {
+  if (db_->InTransaction()) return FailedPreconditionError("a batch is already open");
+  return db_->Exec("BEGIN IMMEDIATE");
+}
+
+Status MemoryStore::CommitBatch() {
+  if (!db_->InTransaction()) return FailedPreconditionError("no batch is open");
+  return db_->Exec("COMMIT");
+}
+
+void MemoryStore::RollbackBatch() {
+  if (db_->InTransaction()) (void)db_->Exec("ROLLBACK");
+}
+
+bool MemoryStore::InBatch() const { return db_->InTransaction(); }
+
+Status MemoryStore::Atomically(const std::function<Status()>& body) {
+  Transaction tx(db_.get());
+  RETURN_IF_ERROR(tx.status());
+  RETURN_IF_ERROR(body());
+  return tx.Commit();
+}
+
 // ---- Integrity and backup ----
 
 Result<std::string> MemoryStore::QuickCheck() {

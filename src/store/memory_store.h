@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -334,6 +335,17 @@ class MemoryStore {
   Result<std::vector<VectorHit>> NearestByEmbedding(const VectorQuery& query);
   // Ids of messages without a vector from `model`, oldest first (for backfilling).
   Result<std::vector<std::string>> MessagesMissingEmbedding(const std::string& model, int limit);
+
+  // ---- Group commit (the memory manager's writer) ----
+  // BeginBatch opens a transaction that every following write joins as a savepoint, so a failing
+  // write undoes only itself; CommitBatch makes them all durable at once. If SQLite aborts the
+  // batch (an I/O error, a full disk), InBatch() turns false and the earlier writes are gone.
+  Status BeginBatch();
+  Status CommitBatch();
+  void RollbackBatch();
+  bool InBatch() const;
+  // Runs `body` all-or-nothing: its own transaction, or a savepoint inside a batch.
+  Status Atomically(const std::function<Status()>& body);
 
   // ---- Integrity and backup ----
   // PRAGMA quick_check: "ok", or SQLite's description of the first problems.

@@ -239,3 +239,52 @@ TEST_F(MessagesTest, SessionsListGetDelete) {
 
 }  // namespace
 }  // namespace locrit
+
+namespace locrit {
+namespace {
+
+using ::locrit::testing::CountRows;
+using ::locrit::testing::FindBrokenInvariants;
+using ::locrit::testing::IsOk;
+using ::locrit::testing::StatusIs;
+using ::locrit::testing::StoreHarness;
+
+TEST(BatchTest, AFailingWriteInABatchUndoesOnlyItself) {
+  StoreHarness harness;
+  ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+  ASSERT_THAT(store->BeginBatch(), IsOk());
+  EXPECT_TRUE(store->InBatch());
+  ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "one")), IsOk());
+  NewMessage bad = StoreHarness::UserMessage("s", "two");
+  bad.responds_to = "missing";  // Fails after the user and session upserts ran.
+  EXPECT_THAT(store->SaveMessage(bad), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(store->Atomically([&]() -> Status {
+    RETURN_IF_ERROR(store->SaveMessage(StoreHarness::UserMessage("other", "three")).status());
+    return InvalidArgumentError("changed my mind");
+  }), StatusIs(StatusCode::kInvalidArgument));
+  ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "four")), IsOk());
+  EXPECT_THAT(store->BeginBatch(), StatusIs(StatusCode::kFailedPrecondition));
+  ASSERT_THAT(store->CommitBatch(), IsOk());
+  EXPECT_FALSE(store->InBatch());
+
+  ASSERT_OK_AND_ASSIGN(auto history, store->History({"s", 10, {}}));
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0].content, "one");
+  EXPECT_EQ(history[1].content, "four");
+  EXPECT_THAT(store->GetSession("other"), StatusIs(StatusCode::kNotFound));
+  EXPECT_EQ(CountRows(harness.path(), "messages"), 2);
+  EXPECT_TRUE(FindBrokenInvariants(harness.path()).empty());
+}
+
+TEST(BatchTest, RolledBackBatchLeavesNothing) {
+  StoreHarness harness;
+  ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+  ASSERT_THAT(store->BeginBatch(), IsOk());
+  ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "one")), IsOk());
+  store->RollbackBatch();
+  EXPECT_EQ(CountRows(harness.path(), "messages"), 0);
+  EXPECT_THAT(store->CommitBatch(), StatusIs(StatusCode::kFailedPrecondition));
+}
+
+}  // namespace
+}  // namespace locrit

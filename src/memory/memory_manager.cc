@@ -1,0 +1,481 @@
+#include "memory/memory_manager.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace locrit {
+
+// ---------------------------------------------------------------------------------------------
+// LocritMemory
+
+LocritMemory::LocritMemory(MemoryManager* manager, std::string slug, std::string directory,
+                           LocritMemoryOptions options)
+    : manager_(manager),
+      slug_(std::move(slug)),
+      directory_(std::move(directory)),
+      options_(options) {}
+
+LocritMemory::~LocritMemory() = default;
+
+size_t LocritMemory::QueuedWrites() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return write_queue_.size();
+}
+
+int64_t LocritMemory::BatchesCommitted() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return batches_committed_;
+}
+
+StoreOptions LocritMemory::BaseStoreOptions() const {
+  const MemoryManagerOptions& m = manager_->options_;
+  StoreOptions o;
+  o.path = (std::filesystem::path(directory_) / "memory.db").string();
+  o.clock = m.clock;
+  o.ids = m.ids;
+  o.durability = m.durability;
+  o.max_messages = options_.max_messages;
+  o.vfs = m.vfs;
+  return o;
+}
+
+Status LocritMemory::OpenWriter() {
+  std::error_code ec;
+  std::filesystem::create_directories(directory_, ec);
+  if (ec) return IoError(fmt::format("cannot create {}: {}", directory_, ec.message()));
+  ASSIGN_OR_RETURN(FileLock lock,
+                   FileLock::Acquire((std::filesystem::path(directory_) / "lock").string()));
+  auto store = MemoryStore::Open(BaseStoreOptions());
+  if (!store.ok()) return store.status().WithContext(fmt::format("memory of {}", slug_));
+  auto check = (*store)->QuickCheck();
+  if (!check.ok()) return check.status().WithContext(fmt::format("memory of {}", slug_));
+  if (*check != "ok") {
+    return CorruptionError(fmt::format("memory of {} failed its integrity check: {}", slug_, *check));
+  }
+  lock_.emplace(std::move(lock));
+  writer_ = std::move(store).value();
+  return Status::Ok();
+}
+
+void LocritMemory::CloseAll() {
+  std::vector<std::shared_ptr<MemoryStore>> readers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    readers.swap(idle_readers_);
+    readers_open_ = 0;
+  }
+  readers.clear();
+  if (writer_) {
+    // Best effort: a failed checkpoint leaves the WAL in place, which the next open replays.
+    (void)writer_->Checkpoint();
+    writer_.reset();
+  }
+  lock_.reset();
+}
+
+void LocritMemory::OperationStarted() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++in_flight_;
+}
+
+void LocritMemory::OperationFinished() {
+  bool idle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle = --in_flight_ == 0;
+  }
+  if (idle) manager_->MaybeIdle(slug_);
+}
+
+void LocritMemory::EnqueueWrite(WriteTask task) {
+  if (!manager_->accepting_writes_.load()) {
+    task.finish(UnavailableError("the memory manager is shutting down"));
+    return;
+  }
+  bool accepted = false;
+  bool start = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (write_queue_.size() < manager_->options_.max_queued_writes) {
+      accepted = true;
+      ++in_flight_;
+      if (!writer_running_) writer_running_ = start = true;
+      write_queue_.push_back(std::move(task));
+    }
+  }
+  if (!accepted) {
+    task.finish(ResourceExhaustedError(
+        fmt::format("memory of {} already has {} writes queued; try again later", slug_,
+                    manager_->options_.max_queued_writes)));
+    return;
+  }
+  if (start) {
+    auto self = shared_from_this();
+    manager_->options_.pool->Post([self] { self->DrainWrites(); });
+  }
+}
+
+void LocritMemory::DrainWrites() {
+  std::vector<WriteTask> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t n = std::min(write_queue_.size(),
+                              static_cast<size_t>(std::max(1, manager_->options_.max_batch)));
+    for (size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(write_queue_.front()));
+      write_queue_.pop_front();
+    }
+    if (batch.empty()) {
+      writer_running_ = false;
+      return;
+    }
+  }
+
+  // One transaction for the whole batch; each write in its own savepoint.
+  size_t ran = 0;
+  Status batch_status = writer_->BeginBatch();
+  if (batch_status.ok()) {
+    for (; ran < batch.size(); ++ran) {
+      const Status op_status = writer_->Atomically([&] { return batch[ran].run(*writer_); });
+      if (!writer_->InBatch()) {
+        // SQLite abandoned the transaction (I/O error, full disk): the earlier writes are gone.
+        batch_status = op_status.ok() ? IoError("the write batch was rolled back") : op_status;
+        ++ran;
+        break;
+      }
+    }
+    if (batch_status.ok()) batch_status = writer_->CommitBatch();
+    if (!batch_status.ok()) writer_->RollbackBatch();
+  } else {
+    ran = batch.size();  // Could not even begin: every write of the batch fails with the reason.
+  }
+
+  bool more;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Writes that never ran go back to the front, in order, for the next batch.
+    for (size_t i = batch.size(); i > ran; --i) write_queue_.push_front(std::move(batch[i - 1]));
+    if (batch_status.ok()) ++batches_committed_;
+    more = !write_queue_.empty();
+    if (!more) writer_running_ = false;
+  }
+  if (more) {
+    // Re-post rather than loop, so other Locrits' work gets its turn on the pool.
+    auto self = shared_from_this();
+    manager_->options_.pool->Post([self] { self->DrainWrites(); });
+  }
+  for (size_t i = 0; i < ran; ++i) {
+    batch[i].finish(batch_status);
+    OperationFinished();
+  }
+}
+
+Result<std::unique_ptr<MemoryStore>> LocritMemory::OpenReader() {
+  StoreOptions o = BaseStoreOptions();
+  o.read_only = true;
+  return MemoryStore::Open(o);
+}
+
+void LocritMemory::EnqueueRead(ReadTask task) {
+  std::shared_ptr<MemoryStore> reader;
+  bool open_new = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++in_flight_;
+    if (!idle_readers_.empty()) {
+      reader = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+    } else if (readers_open_ < std::max(1, manager_->options_.max_concurrent_queries)) {
+      ++readers_open_;
+      open_new = true;
+    } else {
+      read_queue_.push_back(std::move(task));
+      return;
+    }
+  }
+  auto self = shared_from_this();
+  manager_->options_.pool->Post([self, task = std::move(task), reader, open_new]() mutable {
+    if (open_new) {
+      auto opened = self->OpenReader();
+      if (!opened.ok()) {
+        {
+          std::lock_guard<std::mutex> lock(self->mu_);
+          --self->readers_open_;
+        }
+        task.run(nullptr, opened.status());
+        self->OperationFinished();
+        return;
+      }
+      reader = std::move(opened).value();
+    }
+    self->RunRead(std::move(task), std::move(reader));
+  });
+}
+
+void LocritMemory::RunRead(ReadTask task, std::shared_ptr<MemoryStore> reader) {
+  task.run(reader.get(), Status::Ok());
+  std::optional<ReadTask> next;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!read_queue_.empty()) {
+      next = std::move(read_queue_.front());
+      read_queue_.pop_front();
+    } else {
+      idle_readers_.push_back(std::move(reader));
+    }
+  }
+  if (next) {
+    auto self = shared_from_this();
+    manager_->options_.pool->Post([self, task = std::move(*next), reader]() mutable {
+      self->RunRead(std::move(task), std::move(reader));
+    });
+  }
+  OperationFinished();
+}
+
+// ---------------------------------------------------------------------------------------------
+// MemoryManager
+
+MemoryManager::MemoryManager(MemoryManagerOptions options) : options_(std::move(options)) {}
+
+MemoryManager::~MemoryManager() { Shutdown(); }
+
+bool MemoryManager::IsValidSlug(const std::string& slug) {
+  if (slug.empty() || slug.size() > 64) return false;
+  return std::all_of(slug.begin(), slug.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+void MemoryManager::RunAll(Ready& ready) {
+  for (auto& f : ready) f();
+  ready.clear();
+}
+
+int MemoryManager::OpenStores() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(entries_.size());
+}
+
+int64_t MemoryManager::OpensPerformed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return opens_;
+}
+
+int64_t MemoryManager::ClosesPerformed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closes_;
+}
+
+void MemoryManager::Get(const std::string& slug, const LocritMemoryOptions& options, GetDone done) {
+  if (!IsValidSlug(slug)) {
+    done(InvalidArgumentError(fmt::format("invalid memory slug '{}'", slug)));
+    return;
+  }
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      ready.push_back([done] { done(UnavailableError("the memory manager is shutting down")); });
+    } else {
+      AdmitLocked(PendingGet{slug, options, std::move(done)}, ready);
+    }
+  }
+  RunAll(ready);
+}
+
+MemoryManager::Handle MemoryManager::PinLocked(Entry& entry) {
+  ++entry.pins;
+  entry.last_used = options_.clock->NowMillis();
+  std::shared_ptr<LocritMemory> keep = entry.memory;
+  LocritMemory* raw = keep.get();
+  std::string slug = raw->slug();
+  // Each handle has its own control block; releasing the last copy of it unpins the entry.
+  return Handle(raw, [this, keep = std::move(keep), slug = std::move(slug)](LocritMemory*) {
+    Unpin(slug);
+  });
+}
+
+void MemoryManager::AdmitLocked(PendingGet get, Ready& ready) {
+  auto it = entries_.find(get.slug);
+  if (it != entries_.end()) {
+    Entry& entry = it->second;
+    if (entry.state == State::kOpen) {
+      Handle handle = PinLocked(entry);
+      ready.push_back([done = std::move(get.done), handle]() mutable { done(std::move(handle)); });
+      return;
+    }
+    if (entry.state == State::kOpening) {
+      entry.waiters.push_back(std::move(get.done));
+      return;
+    }
+    // Closing: wait for the close, then open again.
+  }
+  waiting_.push_back(std::move(get));
+  PumpWaitingLocked(ready);
+}
+
+void MemoryManager::PumpWaitingLocked(Ready& ready) {
+  while (!waiting_.empty()) {
+    PendingGet& get = waiting_.front();
+    auto it = entries_.find(get.slug);
+    if (it != entries_.end()) {
+      if (it->second.state == State::kClosing) break;  // FinishClose pumps again.
+      PendingGet admitted = std::move(get);
+      waiting_.pop_front();
+      AdmitLocked(std::move(admitted), ready);
+      continue;
+    }
+    if (static_cast<int>(entries_.size()) < std::max(1, options_.max_open_stores)) {
+      PendingGet admitted = std::move(get);
+      waiting_.pop_front();
+      StartOpenLocked(admitted.slug, admitted.options);
+      entries_[admitted.slug].waiters.push_back(std::move(admitted.done));
+      continue;
+    }
+    // Full: make room by closing idle stores, as many as there are waiters, then wait.
+    int closing = 0;
+    for (const auto& [slug, entry] : entries_) closing += entry.state == State::kClosing;
+    while (closing < static_cast<int>(waiting_.size()) && EvictOneLocked()) ++closing;
+    break;
+  }
+}
+
+bool MemoryManager::EvictOneLocked() {
+  Entry* victim = nullptr;
+  for (auto& [slug, entry] : entries_) {
+    if (entry.state != State::kOpen || entry.pins > 0) continue;
+    {
+      std::lock_guard<std::mutex> lock(entry.memory->mu_);
+      if (entry.memory->in_flight_ > 0) continue;
+    }
+    if (victim == nullptr || entry.last_used < victim->last_used) victim = &entry;
+  }
+  if (victim == nullptr) return false;
+  victim->state = State::kClosing;
+  std::shared_ptr<LocritMemory> memory = victim->memory;
+  options_.pool->Post([this, memory] {
+    memory->CloseAll();
+    FinishClose(memory->slug());
+  });
+  return true;
+}
+
+void MemoryManager::StartOpenLocked(const std::string& slug, const LocritMemoryOptions& options) {
+  Entry& entry = entries_[slug];
+  const std::string directory =
+      (std::filesystem::path(options_.data_dir) / "locrits" / slug).string();
+  entry.memory = std::make_shared<LocritMemory>(this, slug, directory, options);
+  entry.state = State::kOpening;
+  std::shared_ptr<LocritMemory> memory = entry.memory;
+  options_.pool->Post([this, memory] { FinishOpen(memory->slug(), memory->OpenWriter()); });
+}
+
+void MemoryManager::FinishOpen(const std::string& slug, Status status) {
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(slug);
+    if (it == entries_.end()) return;  // Cannot happen: opening entries are never erased.
+    Entry& entry = it->second;
+    std::vector<GetDone> waiters;
+    waiters.swap(entry.waiters);
+    if (status.ok()) {
+      entry.state = State::kOpen;
+      ++opens_;
+      for (auto& done : waiters) {
+        Handle handle = PinLocked(entry);
+        ready.push_back([done = std::move(done), handle]() mutable { done(std::move(handle)); });
+      }
+    } else {
+      entries_.erase(it);
+      for (auto& done : waiters) {
+        ready.push_back([done = std::move(done), status] { done(status); });
+      }
+      PumpWaitingLocked(ready);
+      if (stopping_ && entries_.empty()) all_closed_.notify_all();
+    }
+  }
+  RunAll(ready);
+}
+
+void MemoryManager::FinishClose(const std::string& slug) {
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.erase(slug);
+    ++closes_;
+    PumpWaitingLocked(ready);
+    if (stopping_ && entries_.empty()) all_closed_.notify_all();
+  }
+  RunAll(ready);
+}
+
+void MemoryManager::Unpin(const std::string& slug) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(slug);
+    if (it == entries_.end()) return;
+    --it->second.pins;
+    it->second.last_used = options_.clock->NowMillis();
+  }
+  MaybeIdle(slug);
+}
+
+void MemoryManager::MaybeIdle(const std::string& slug) {
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(slug);
+    if (it == entries_.end() || it->second.state != State::kOpen || it->second.pins > 0) return;
+    if (stopping_) {
+      bool idle;
+      {
+        std::lock_guard<std::mutex> memory_lock(it->second.memory->mu_);
+        idle = it->second.memory->in_flight_ == 0;
+      }
+      if (idle) {
+        it->second.state = State::kClosing;
+        std::shared_ptr<LocritMemory> memory = it->second.memory;
+        options_.pool->Post([this, memory] {
+          memory->CloseAll();
+          FinishClose(memory->slug());
+        });
+      }
+    } else if (!waiting_.empty()) {
+      PumpWaitingLocked(ready);
+    }
+  }
+  RunAll(ready);
+}
+
+void MemoryManager::Shutdown() {
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      accepting_writes_ = false;
+      for (auto& get : waiting_) {
+        ready.push_back([done = std::move(get.done)] {
+          done(UnavailableError("the memory manager is shutting down"));
+        });
+      }
+      waiting_.clear();
+    }
+  }
+  RunAll(ready);
+  // Close what is idle now; the rest closes as its last handle or operation goes (MaybeIdle).
+  std::vector<std::string> slugs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [slug, entry] : entries_) slugs.push_back(slug);
+  }
+  for (const auto& slug : slugs) MaybeIdle(slug);
+  std::unique_lock<std::mutex> lock(mu_);
+  all_closed_.wait(lock, [this] { return entries_.empty(); });
+}
+
+}  // namespace locrit

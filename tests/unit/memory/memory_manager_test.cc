@@ -1,0 +1,282 @@
+// MemoryManager: exactly-once open, the open-store bound, group commit, readers, process lock,
+// shutdown draining.
+#include "memory/memory_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <latch>
+#include <set>
+#include <thread>
+
+#include "tests/support/await.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/matchers.h"
+#include "tests/support/store_fixture.h"
+#include "tests/support/temp_dir.h"
+
+namespace locrit {
+namespace {
+
+using ::locrit::testing::Await;
+using ::locrit::testing::FakeClock;
+using ::locrit::testing::IsOk;
+using ::locrit::testing::StatusIs;
+using ::locrit::testing::StoreHarness;
+using ::locrit::testing::TempDir;
+using Handle = MemoryManager::Handle;
+
+class MemoryManagerTest : public ::testing::Test {
+ protected:
+  MemoryManagerOptions Options(int threads = 4) {
+    pool_ = std::make_unique<ThreadPool>(threads);
+    MemoryManagerOptions o;
+    o.data_dir = dir_.path().string();
+    o.clock = &clock_;
+    o.ids = &ids_;
+    o.pool = pool_.get();
+    o.durability = Durability::kRelaxed;  // These tests are about concurrency, not fsync.
+    return o;
+  }
+
+  Result<Handle> GetSync(MemoryManager& manager, const std::string& slug) {
+    return Await<Handle>([&](auto done) { manager.Get(slug, {}, done); });
+  }
+
+  static Result<SavedMessage> SaveSync(const Handle& memory, const std::string& session,
+                                       const std::string& content) {
+    return Await<SavedMessage>([&](auto done) {
+      memory->Write<SavedMessage>(
+          [session, content](MemoryStore& store) {
+            return store.SaveMessage(StoreHarness::UserMessage(session, content));
+          },
+          done);
+    });
+  }
+
+  static Result<std::vector<Message>> HistorySync(const Handle& memory, const std::string& session) {
+    return Await<std::vector<Message>>([&](auto done) {
+      memory->Read<std::vector<Message>>(
+          [session](MemoryStore& store) { return store.History({session, 1000, {}}); }, done);
+    });
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  IdGenerator ids_{&clock_, 9};
+  std::unique_ptr<ThreadPool> pool_;
+};
+
+TEST_F(MemoryManagerTest, ThousandConcurrentGetsOpenOnce) {
+  MemoryManager manager(Options());
+  constexpr int kCallers = 1000;
+  std::vector<std::promise<Result<Handle>>> promises(kCallers);
+  std::vector<std::thread> threads;
+  std::latch go(8);
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      go.arrive_and_wait();
+      for (int i = t; i < kCallers; i += 8) {
+        manager.Get("bob", {}, [&, i](Result<Handle> r) { promises[i].set_value(std::move(r)); });
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<LocritMemory*> distinct;
+  std::vector<Handle> handles;
+  for (auto& p : promises) {
+    Result<Handle> r = p.get_future().get();
+    ASSERT_THAT(r, IsOk());
+    distinct.insert(r->get());
+    handles.push_back(*r);
+  }
+  EXPECT_EQ(distinct.size(), 1u);
+  EXPECT_EQ(manager.OpensPerformed(), 1);
+  EXPECT_EQ(manager.OpenStores(), 1);
+}
+
+TEST_F(MemoryManagerTest, ThousandGetsOverTwoHundredLocritsRespectTheBound) {
+  MemoryManagerOptions options = Options();
+  options.max_open_stores = 50;
+  MemoryManager manager(options);
+  constexpr int kCallers = 1000;
+  std::atomic<int> max_seen{0};
+  std::atomic<int> errors{0};
+  std::vector<std::promise<void>> finished(kCallers);
+  for (int i = 0; i < kCallers; ++i) {
+    const std::string slug = "locrit-" + std::to_string(i % 200);
+    manager.Get(slug, {}, [&, i, slug](Result<Handle> r) {
+      int open = manager.OpenStores();
+      int seen = max_seen.load();
+      while (open > seen && !max_seen.compare_exchange_weak(seen, open)) {
+      }
+      if (!r.ok()) {
+        ++errors;
+        finished[i].set_value();
+        return;
+      }
+      Handle handle = *r;
+      handle->Write<SavedMessage>(
+          [slug](MemoryStore& store) {
+            return store.SaveMessage(StoreHarness::UserMessage("s", slug));
+          },
+          [&, i, handle](Result<SavedMessage> saved) mutable {
+            if (!saved.ok()) ++errors;
+            handle.reset();  // Release before signalling, so the slot frees up.
+            finished[i].set_value();
+          });
+    });
+  }
+  for (auto& f : finished) f.get_future().get();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_LE(max_seen.load(), 50);
+  EXPECT_LE(manager.OpenStores(), 50);
+  EXPECT_GE(manager.ClosesPerformed(), 150);
+  // Every Locrit got all five of its messages, across closes and reopens.
+  for (int i = 0; i < 200; i += 37) {
+    ASSERT_OK_AND_ASSIGN(Handle h, GetSync(manager, "locrit-" + std::to_string(i)));
+    ASSERT_OK_AND_ASSIGN(auto history, HistorySync(h, "s"));
+    EXPECT_EQ(history.size(), 5u);
+  }
+}
+
+TEST_F(MemoryManagerTest, OpenFailureReachesEveryWaiterAndCanBeRetried) {
+  MemoryManager manager(Options());
+  // A file where the Locrit's directory should be makes the open fail.
+  std::filesystem::create_directories(dir_.path() / "locrits");
+  { std::ofstream(dir_.path() / "locrits" / "broken") << "not a directory"; }
+  std::vector<std::promise<Result<Handle>>> promises(20);
+  for (auto& p : promises) {
+    manager.Get("broken", {}, [&p](Result<Handle> r) { p.set_value(std::move(r)); });
+  }
+  for (auto& p : promises) EXPECT_THAT(p.get_future().get(), StatusIs(StatusCode::kIoError));
+  EXPECT_EQ(manager.OpenStores(), 0);
+  std::filesystem::remove(dir_.path() / "locrits" / "broken");
+  EXPECT_THAT(GetSync(manager, "broken"), IsOk());
+}
+
+TEST_F(MemoryManagerTest, InvalidSlugsAreRejected) {
+  MemoryManager manager(Options());
+  for (const std::string& slug : std::vector<std::string>{"", "../etc", "Bob", "a/b", "a b", std::string(65, 'a'), "é"}) {
+    EXPECT_THAT(GetSync(manager, slug), StatusIs(StatusCode::kInvalidArgument)) << slug;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "locrits"));
+}
+
+TEST_F(MemoryManagerTest, SecondOwnerOfTheDirectoryIsRefusedWithThePid) {
+  const MemoryManagerOptions options = Options();
+  MemoryManager first(options);
+  ASSERT_OK_AND_ASSIGN(Handle held, GetSync(first, "bob"));
+  MemoryManager second(options);
+  auto refused = GetSync(second, "bob");
+  ASSERT_THAT(refused, StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_NE(refused.status().message().find(std::to_string(::getpid())), std::string::npos)
+      << refused.status();
+}
+
+TEST_F(MemoryManagerTest, QueuedWritesCommitAsOneBatch) {
+  MemoryManager manager(Options(/*threads=*/1));
+  ASSERT_OK_AND_ASSIGN(Handle memory, GetSync(manager, "bob"));
+  // Hold the only pool thread so that every write queues before the writer runs.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  pool_->Post([released] { released.wait(); });
+  constexpr int kWrites = 100;
+  std::vector<std::promise<Result<SavedMessage>>> results(kWrites);
+  for (int i = 0; i < kWrites; ++i) {
+    memory->Write<SavedMessage>(
+        [i](MemoryStore& store) {
+          if (i == 50) return Result<SavedMessage>(InvalidArgumentError("this one fails"));
+          return store.SaveMessage(StoreHarness::UserMessage("s", std::to_string(i)));
+        },
+        [&results, i](Result<SavedMessage> r) { results[i].set_value(std::move(r)); });
+  }
+  EXPECT_EQ(memory->QueuedWrites(), static_cast<size_t>(kWrites));
+  release.set_value();
+  for (int i = 0; i < kWrites; ++i) {
+    auto r = results[i].get_future().get();
+    if (i == 50) {
+      EXPECT_THAT(r, StatusIs(StatusCode::kInvalidArgument));
+    } else {
+      EXPECT_THAT(r, IsOk());
+    }
+  }
+  EXPECT_EQ(memory->BatchesCommitted(), 1);
+  ASSERT_OK_AND_ASSIGN(auto history, HistorySync(memory, "s"));
+  ASSERT_EQ(history.size(), static_cast<size_t>(kWrites - 1));
+  EXPECT_EQ(history.front().content, "0");
+  EXPECT_EQ(history.back().content, "99");
+}
+
+TEST_F(MemoryManagerTest, QueueBoundGivesResourceExhausted) {
+  MemoryManagerOptions options = Options(/*threads=*/1);
+  options.max_queued_writes = 5;
+  MemoryManager manager(options);
+  ASSERT_OK_AND_ASSIGN(Handle memory, GetSync(manager, "bob"));
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  pool_->Post([released] { released.wait(); });
+  std::vector<std::future<Result<SavedMessage>>> futures;
+  for (int i = 0; i < 7; ++i) {
+    auto p = std::make_shared<std::promise<Result<SavedMessage>>>();
+    futures.push_back(p->get_future());
+    memory->Write<SavedMessage>(
+        [](MemoryStore& store) { return store.SaveMessage(StoreHarness::UserMessage("s", "x")); },
+        [p](Result<SavedMessage> r) { p->set_value(std::move(r)); });
+  }
+  release.set_value();
+  int ok = 0, exhausted = 0;
+  for (auto& f : futures) {
+    auto r = f.get();
+    ok += r.ok();
+    exhausted += r.status().code() == StatusCode::kResourceExhausted;
+  }
+  EXPECT_EQ(ok, 5);
+  EXPECT_EQ(exhausted, 2);
+}
+
+TEST_F(MemoryManagerTest, ReadsSeeAcknowledgedWrites) {
+  MemoryManager manager(Options());
+  ASSERT_OK_AND_ASSIGN(Handle memory, GetSync(manager, "bob"));
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_THAT(SaveSync(memory, "s", std::to_string(i)), IsOk());
+    ASSERT_OK_AND_ASSIGN(auto history, HistorySync(memory, "s"));
+    ASSERT_EQ(history.size(), static_cast<size_t>(i + 1));
+  }
+}
+
+TEST_F(MemoryManagerTest, ShutdownDrainsQueuedWritesAndRefusesNewOnes) {
+  const std::string db = (dir_.path() / "locrits" / "bob" / "memory.db").string();
+  {
+    MemoryManager manager(Options(/*threads=*/1));
+    ASSERT_OK_AND_ASSIGN(Handle memory, GetSync(manager, "bob"));
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    pool_->Post([released] { released.wait(); });
+    std::vector<std::future<Result<SavedMessage>>> futures;
+    for (int i = 0; i < 50; ++i) {
+      auto p = std::make_shared<std::promise<Result<SavedMessage>>>();
+      futures.push_back(p->get_future());
+      memory->Write<SavedMessage>(
+          [i](MemoryStore& store) {
+            return store.SaveMessage(StoreHarness::UserMessage("s", std::to_string(i)));
+          },
+          [p](Result<SavedMessage> r) { p->set_value(std::move(r)); });
+    }
+    memory.reset();
+    std::thread stopper([&] { manager.Shutdown(); });
+    release.set_value();
+    stopper.join();
+    for (auto& f : futures) EXPECT_THAT(f.get(), IsOk());
+    EXPECT_EQ(manager.OpenStores(), 0);
+    EXPECT_THAT(GetSync(manager, "bob"), StatusIs(StatusCode::kUnavailable));
+  }
+  EXPECT_EQ(::locrit::testing::CountRows(db, "messages"), 50);
+  EXPECT_TRUE(::locrit::testing::FindBrokenInvariants(db).empty());
+}
+
+}  // namespace
+}  // namespace locrit

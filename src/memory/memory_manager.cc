@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "memory/recovery.h"
+
 namespace locrit {
 
 // ---------------------------------------------------------------------------------------------
@@ -41,19 +43,37 @@ StoreOptions LocritMemory::BaseStoreOptions() const {
   return o;
 }
 
+Result<std::unique_ptr<MemoryStore>> LocritMemory::OpenChecked() {
+  auto store = MemoryStore::Open(BaseStoreOptions());
+  if (!store.ok()) return store.status();
+  ASSIGN_OR_RETURN(const std::string check, (*store)->QuickCheck());
+  if (check != "ok") return CorruptionError("integrity check failed: " + check);
+  return store;
+}
+
 Status LocritMemory::OpenWriter() {
   std::error_code ec;
   std::filesystem::create_directories(directory_, ec);
   if (ec) return IoError(fmt::format("cannot create {}: {}", directory_, ec.message()));
   ASSIGN_OR_RETURN(FileLock lock,
                    FileLock::Acquire((std::filesystem::path(directory_) / "lock").string()));
-  auto store = MemoryStore::Open(BaseStoreOptions());
-  if (!store.ok()) return store.status().WithContext(fmt::format("memory of {}", slug_));
-  auto check = (*store)->QuickCheck();
-  if (!check.ok()) return check.status().WithContext(fmt::format("memory of {}", slug_));
-  if (*check != "ok") {
-    return CorruptionError(fmt::format("memory of {} failed its integrity check: {}", slug_, *check));
+  const std::string context = fmt::format("memory of {}", slug_);
+
+  if (RecoveryInterrupted(directory_)) {
+    RETURN_IF_ERROR(
+        RecoverMemory(directory_, BaseStoreOptions(), "resuming an interrupted recovery").status());
+    recovered_ = true;
   }
+  auto store = OpenChecked();
+  // Only corruption is repaired; any other error (busy, I/O, permissions) leaves the files as
+  // they are and is reported to the caller.
+  if (!store.ok() && store.status().code() == StatusCode::kCorruption && !recovered_) {
+    auto event = RecoverMemory(directory_, BaseStoreOptions(), store.status().message());
+    if (!event.ok()) return event.status().WithContext(context + ": recovery failed");
+    recovered_ = true;
+    store = OpenChecked();
+  }
+  if (!store.ok()) return store.status().WithContext(context);
   lock_.emplace(std::move(lock));
   writer_ = std::move(store).value();
   return Status::Ok();

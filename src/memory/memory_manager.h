@@ -103,8 +103,10 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
     std::function<void(MemoryStore*, Status)> run;  // Store is null when no reader could open.
   };
 
-  // Opens the writer connection (on the pool). Called once, by the manager.
+  // Takes the process lock, recovers the store if it is corrupt, and opens the writer connection
+  // (on the pool). Called once, by the manager.
   Status OpenWriter();
+  Result<std::unique_ptr<MemoryStore>> OpenChecked();
   // Checkpoints and closes every connection, releases the process lock (on the pool).
   void CloseAll();
 
@@ -123,6 +125,7 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
   const LocritMemoryOptions options_;
 
   std::optional<FileLock> lock_;         // Touched only by OpenWriter/CloseAll (pool, serialised).
+  bool recovered_ = false;               // Set by OpenWriter: this open ran a recovery.
   std::unique_ptr<MemoryStore> writer_;  // Used only by the drain task that writer_running_ owns.
 
   mutable std::mutex mu_;

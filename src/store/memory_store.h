@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -222,6 +223,24 @@ struct StorageInfo {
   int64_t freelist_count = 0;
 };
 
+// What one recovery from corruption did (recorded in the recovered store).
+struct RecoveryEvent {
+  int64_t at = 0;  // Unix millis.
+  std::string reason;
+  std::string quarantine_path;
+  std::map<std::string, int64_t> rows_salvaged;       // Per table, from the damaged file.
+  std::map<std::string, int64_t> rows_from_snapshot;  // Per table, added from the snapshot.
+  int64_t rows_lost = 0;  // Estimate: rows that could not be read and were not in the snapshot.
+  std::string snapshot_path;
+};
+
+// What CopyRowsFrom did.
+struct CopyReport {
+  std::map<std::string, int64_t> copied;  // Per table: rows added to this store.
+  int64_t unreadable = 0;                 // Row ranges of one rowid that could not be read.
+  std::vector<std::string> unreadable_tables;  // Tables whose extent could not be read at all.
+};
+
 struct ImportReport {
   int64_t lines = 0;
   int64_t inserted = 0;  // Nodes and edges added.
@@ -346,6 +365,18 @@ class MemoryStore {
   bool InBatch() const;
   // Runs `body` all-or-nothing: its own transaction, or a savepoint inside a batch.
   Status Atomically(const std::function<Status()>& body);
+
+  // ---- Recovery support (the memory manager orchestrates; see memory/recovery.h) ----
+  // Copies into this store every row of the memory file at `source_path` (possibly damaged) that
+  // can be read and that this store lacks (by id, seq or edge key). Unreadable row ranges are
+  // narrowed down to single rowids and skipped. Messages whose session or user is missing get a
+  // placeholder session/user rather than being lost.
+  Result<CopyReport> CopyRowsFrom(const std::string& source_path);
+  // Recreates what can be derived: missing SENT/PART_OF edges of messages, the FTS indexes, and
+  // the message counters.
+  Status RebuildDerivedData();
+  Status RecordRecoveryEvent(const RecoveryEvent& event);
+  Result<std::optional<RecoveryEvent>> LastRecoveryEvent();
 
   // ---- Integrity and backup ----
   // PRAGMA quick_check: "ok", or SQLite's description of the first problems.

@@ -235,7 +235,22 @@ CREATE TRIGGER concept_vectors_ad AFTER DELETE ON concept_vectors BEGIN
   UPDATE counters SET value = value + 1 WHERE name = 'vectors'; END;
 )sql";
 
-constexpr std::array<std::string_view, 1> kMigrations = {kSchemaV1};
+// Version 2: the record of recoveries from corruption, kept with the memory it concerns (and
+// never removed by ClearAll) so a Locrit's health report can say what happened to it.
+constexpr std::string_view kSchemaV2 = R"sql(
+CREATE TABLE recovery_events(
+  id                 INTEGER PRIMARY KEY,
+  at                 INTEGER NOT NULL,
+  reason             TEXT NOT NULL,
+  quarantine_path    TEXT NOT NULL DEFAULT '',
+  rows_salvaged      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(rows_salvaged)),
+  rows_from_snapshot TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(rows_from_snapshot)),
+  rows_lost          INTEGER NOT NULL DEFAULT 0,
+  snapshot_path      TEXT NOT NULL DEFAULT ''
+);
+)sql";
+
+constexpr std::array<std::string_view, 2> kMigrations = {kSchemaV1, kSchemaV2};
 
 }  // namespace
 

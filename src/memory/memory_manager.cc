@@ -76,6 +76,12 @@ Status LocritMemory::OpenWriter() {
   if (!store.ok()) return store.status().WithContext(context);
   lock_.emplace(std::move(lock));
   writer_ = std::move(store).value();
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    integrity_ = "ok";
+    checked_at_ = manager_->options_.clock->NowMillis();
+    last_snapshot_at_ = checked_at_;
+  }
   return Status::Ok();
 }
 
@@ -143,14 +149,25 @@ void LocritMemory::DrainWrites() {
     std::lock_guard<std::mutex> lock(mu_);
     const size_t n = std::min(write_queue_.size(),
                               static_cast<size_t>(std::max(1, manager_->options_.max_batch)));
-    for (size_t i = 0; i < n; ++i) {
+    // A standalone task runs alone; batched tasks are taken up to the next standalone one.
+    while (batch.size() < n) {
+      const bool standalone = write_queue_.front().standalone;
+      if (standalone && !batch.empty()) break;
       batch.push_back(std::move(write_queue_.front()));
       write_queue_.pop_front();
+      if (standalone) break;
     }
     if (batch.empty()) {
       writer_running_ = false;
       return;
     }
+  }
+  if (batch.front().standalone) {
+    const Status status = batch.front().run(*writer_);
+    RepostIfMore();
+    batch.front().finish(status);
+    OperationFinished();
+    return;
   }
 
   // One transaction for the whole batch; each write in its own savepoint.
@@ -172,24 +189,118 @@ void LocritMemory::DrainWrites() {
     ran = batch.size();  // Could not even begin: every write of the batch fails with the reason.
   }
 
-  bool more;
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Writes that never ran go back to the front, in order, for the next batch.
     for (size_t i = batch.size(); i > ran; --i) write_queue_.push_front(std::move(batch[i - 1]));
     if (batch_status.ok()) ++batches_committed_;
-    more = !write_queue_.empty();
-    if (!more) writer_running_ = false;
   }
-  if (more) {
-    // Re-post rather than loop, so other Locrits' work gets its turn on the pool.
-    auto self = shared_from_this();
-    manager_->options_.pool->Post([self] { self->DrainWrites(); });
-  }
+  RepostIfMore();
   for (size_t i = 0; i < ran; ++i) {
     batch[i].finish(batch_status);
     OperationFinished();
   }
+}
+
+bool LocritMemory::RepostIfMore() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (write_queue_.empty()) {
+      writer_running_ = false;
+      return false;
+    }
+    writer_running_ = true;
+  }
+  // Re-post rather than loop, so other Locrits' work gets its turn on the pool.
+  auto self = shared_from_this();
+  manager_->options_.pool->Post([self] { self->DrainWrites(); });
+  return true;
+}
+
+Status LocritMemory::WriteSnapshot(MemoryStore& store, std::string* path) {
+  const std::filesystem::path dir = std::filesystem::path(directory_) / "snapshots";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return IoError(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  const int64_t now = manager_->options_.clock->NowMillis();
+  std::string file = (dir / (CompactUtcTimestamp(now) + ".db")).string();
+  for (int i = 1; std::filesystem::exists(file); ++i) {
+    file = (dir / fmt::format("{}-{}.db", CompactUtcTimestamp(now), i)).string();
+  }
+  RETURN_IF_ERROR(store.Snapshot(file));
+  *path = file;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batches_at_snapshot_ = batches_committed_;
+    last_snapshot_at_ = now;
+  }
+  const std::vector<std::string> all = ListSnapshots(directory_);
+  const size_t keep = static_cast<size_t>(std::max(1, manager_->options_.snapshot_keep));
+  for (size_t i = keep; i < all.size(); ++i) std::filesystem::remove(all[i], ec);
+  return Status::Ok();
+}
+
+void LocritMemory::Snapshot(Done<std::string> done) {
+  auto path = std::make_shared<std::string>();
+  WriteTask task;
+  task.standalone = true;
+  task.run = [this, path](MemoryStore& store) {
+    const Status status = WriteSnapshot(store, path.get());
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot_queued_ = false;
+    return status;
+  };
+  task.finish = [this, path, done = std::move(done)](Status status) {
+    {
+      // Also here: a snapshot refused before it ran (queue full, shutdown) is no longer queued.
+      std::lock_guard<std::mutex> lock(mu_);
+      snapshot_queued_ = false;
+    }
+    if (status.ok()) {
+      done(*path);
+    } else {
+      done(status);
+    }
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot_queued_ = true;
+  }
+  EnqueueWrite(std::move(task));
+}
+
+void LocritMemory::SnapshotIfDue() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t now = manager_->options_.clock->NowMillis();
+    if (snapshot_queued_ || batches_committed_ == batches_at_snapshot_ ||
+        now - last_snapshot_at_ < manager_->options_.snapshot_interval_ms) {
+      return;
+    }
+  }
+  Snapshot([slug = slug_](Result<std::string> r) {
+    if (!r.ok()) fmt::print(stderr, "locrit: snapshot of {} failed: {}\n", slug, r.status().ToString());
+  });
+}
+
+void LocritMemory::Health(Done<MemoryHealth> done) {
+  MemoryHealth base;
+  base.slug = slug_;
+  base.recovered_on_open = recovered_;
+  base.max_messages = options_.max_messages;
+  base.snapshots = ListSnapshots(directory_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    base.integrity = integrity_;
+    base.checked_at = checked_at_;
+  }
+  Read<MemoryHealth>(
+      [base](MemoryStore& store) -> Result<MemoryHealth> {
+        MemoryHealth health = base;
+        ASSIGN_OR_RETURN(health.last_recovery, store.LastRecoveryEvent());
+        return health;
+      },
+      std::move(done));
 }
 
 Result<std::unique_ptr<MemoryStore>> LocritMemory::OpenReader() {
@@ -469,6 +580,17 @@ void MemoryManager::MaybeIdle(const std::string& slug) {
     }
   }
   RunAll(ready);
+}
+
+void MemoryManager::SnapshotDueStores() {
+  std::vector<std::shared_ptr<LocritMemory>> open;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [slug, entry] : entries_) {
+      if (entry.state == State::kOpen) open.push_back(entry.memory);
+    }
+  }
+  for (const auto& memory : open) memory->SnapshotIfDue();
 }
 
 void MemoryManager::Shutdown() {

@@ -59,6 +59,17 @@ struct LocritMemoryOptions {
 
 class MemoryManager;
 
+// A Locrit memory's health report.
+struct MemoryHealth {
+  std::string slug;
+  std::string integrity;        // "ok", or what the last integrity check found.
+  int64_t checked_at = 0;       // Unix millis of that check.
+  bool recovered_on_open = false;
+  std::optional<RecoveryEvent> last_recovery;
+  std::vector<std::string> snapshots;  // Paths, newest first.
+  int64_t max_messages = 0;
+};
+
 // One open Locrit memory: its writer queue and reader pool. Obtained from MemoryManager::Get;
 // holding the handle keeps the store open. Thread-safe.
 class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
@@ -81,6 +92,14 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
   template <typename T>
   void Read(Op<T> op, Done<T> done);
 
+  // Takes an online snapshot into <dir>/snapshots/<UTC timestamp>.db between write batches,
+  // keeps the newest snapshot_keep, and gives the new snapshot's path.
+  void Snapshot(Done<std::string> done);
+  // Snapshots when the memory changed since the last snapshot and snapshot_interval has passed.
+  void SnapshotIfDue();
+  // Integrity state, last recovery event, snapshots, retention.
+  void Health(Done<MemoryHealth> done);
+
   // Writes queued and not yet committed.
   size_t QueuedWrites() const;
   // Batches committed so far (group commits), for metrics and tests.
@@ -95,9 +114,11 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
  private:
   friend class MemoryManager;
 
+
   struct WriteTask {
     std::function<Status(MemoryStore&)> run;  // Returns the op's own status.
     std::function<void(Status)> finish;       // Given OK, or why the batch did not commit.
+    bool standalone = false;  // Runs alone, outside any batch transaction (e.g. a snapshot).
   };
   struct ReadTask {
     std::function<void(MemoryStore*, Status)> run;  // Store is null when no reader could open.
@@ -113,6 +134,10 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
   void EnqueueWrite(WriteTask task);
   void EnqueueRead(ReadTask task);
   void DrainWrites();
+  // Re-posts the writer when writes are queued; otherwise marks it stopped. True if re-posted.
+  bool RepostIfMore();
+  // Snapshots the writer's database into <dir>/snapshots/ and prunes old ones (writer only).
+  Status WriteSnapshot(MemoryStore& store, std::string* path);
   void RunRead(ReadTask task, std::shared_ptr<MemoryStore> reader);
   Result<std::unique_ptr<MemoryStore>> OpenReader();
   StoreOptions BaseStoreOptions() const;
@@ -136,6 +161,11 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
   std::deque<ReadTask> read_queue_;                          // GUARDED_BY(mu_)
   int64_t batches_committed_ = 0;                            // GUARDED_BY(mu_)
   int64_t in_flight_ = 0;                                    // GUARDED_BY(mu_)
+  int64_t batches_at_snapshot_ = 0;                          // GUARDED_BY(mu_)
+  int64_t last_snapshot_at_ = 0;                             // GUARDED_BY(mu_)
+  bool snapshot_queued_ = false;                             // GUARDED_BY(mu_)
+  std::string integrity_ = "unknown";                        // GUARDED_BY(mu_)
+  int64_t checked_at_ = 0;                                   // GUARDED_BY(mu_)
 };
 
 class MemoryManager {
@@ -159,6 +189,10 @@ class MemoryManager {
   // Stops accepting Gets and writes, lets queued writes commit, checkpoints and closes every
   // store, and returns when all are closed. REQUIRES: not called on a work-pool thread.
   void Shutdown();
+
+  // Asks every open store to snapshot if it is due (see LocritMemory::SnapshotIfDue). The server
+  // calls this from a timer; tests call it after moving a fake clock.
+  void SnapshotDueStores();
 
   int OpenStores() const;     // Opening, open or closing: what counts against the bound.
   int64_t OpensPerformed() const;  // Successful opens since start (for tests and metrics).

@@ -29,6 +29,15 @@ using ::locrit::testing::StoreHarness;
 using ::locrit::testing::TempDir;
 using Handle = MemoryManager::Handle;
 
+size_t ListSnapshotsForTest(const std::filesystem::path& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    n += entry.path().extension() == ".db";
+  }
+  return n;
+}
+
 class MemoryManagerTest : public ::testing::Test {
  protected:
   MemoryManagerOptions Options(int threads = 4) {
@@ -276,6 +285,58 @@ TEST_F(MemoryManagerTest, ShutdownDrainsQueuedWritesAndRefusesNewOnes) {
   }
   EXPECT_EQ(::locrit::testing::CountRows(db, "messages"), 50);
   EXPECT_TRUE(::locrit::testing::FindBrokenInvariants(db).empty());
+}
+
+TEST_F(MemoryManagerTest, SnapshotsOnDemandAreOpenableAndPruned) {
+  MemoryManagerOptions options = Options();
+  options.snapshot_keep = 2;
+  MemoryManager manager(options);
+  ASSERT_OK_AND_ASSIGN(Handle memory, GetSync(manager, "bob"));
+  std::vector<std::string> paths;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_THAT(SaveSync(memory, "s", std::to_string(i)), IsOk());
+    clock_.AdvanceMillis(1000);
+    ASSERT_OK_AND_ASSIGN(std::string path,
+                         Await<std::string>([&](auto done) { memory->Snapshot(done); }));
+    paths.push_back(path);
+  }
+  ASSERT_OK_AND_ASSIGN(MemoryHealth health,
+                       Await<MemoryHealth>([&](auto done) { memory->Health(done); }));
+  EXPECT_EQ(health.integrity, "ok");
+  EXPECT_FALSE(health.last_recovery.has_value());
+  ASSERT_EQ(health.snapshots.size(), 2u);
+  EXPECT_EQ(health.snapshots[0], paths[3]);
+  EXPECT_EQ(health.snapshots[1], paths[2]);
+  EXPECT_FALSE(std::filesystem::exists(paths[0]));
+  EXPECT_EQ(::locrit::testing::CountRows(paths[3], "messages"), 4);
+  EXPECT_EQ(::locrit::testing::CountRows(paths[2], "messages"), 3);
+}
+
+TEST_F(MemoryManagerTest, PeriodicSnapshotOnlyWhenDueAndChanged) {
+  MemoryManagerOptions options = Options();
+  options.snapshot_interval_ms = 60'000;
+  MemoryManager manager(options);
+  ASSERT_OK_AND_ASSIGN(Handle memory, GetSync(manager, "bob"));
+  const auto snapshots = [&] {
+    return ListSnapshotsForTest(dir_.path() / "locrits" / "bob" / "snapshots");
+  };
+  ASSERT_THAT(SaveSync(memory, "s", "x"), IsOk());
+  manager.SnapshotDueStores();  // Changed, but not due yet.
+  clock_.AdvanceMillis(60'000);
+  manager.SnapshotDueStores();  // Due and changed.
+  // A read queued behind the snapshot on the pool lets it finish.
+  ASSERT_THAT(SaveSync(memory, "s", "y"), IsOk());
+  EXPECT_EQ(snapshots(), 1u);
+  clock_.AdvanceMillis(60'000);
+  manager.SnapshotDueStores();
+  ASSERT_THAT(HistorySync(memory, "s"), IsOk());
+  ASSERT_THAT(SaveSync(memory, "s", "z"), IsOk());
+  EXPECT_EQ(snapshots(), 2u);
+  clock_.AdvanceMillis(60'000);
+  manager.SnapshotDueStores();  // Changed by "z": due.
+  ASSERT_THAT(SaveSync(memory, "t", "sync"), IsOk());
+  clock_.AdvanceMillis(60'000);
+  EXPECT_EQ(snapshots(), 3u);
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ int TrialCount() {
 TEST(KillTest, AcknowledgedMessagesSurviveKillNineAndNothingIsHalfSaved) {
   const int trials = TrialCount();
   std::mt19937_64 rng(20261128);
-  int64_t total_acknowledged = 0;
+  int trials_mid_stream = 0;
   for (int trial = 0; trial < trials; ++trial) {
     TempDir dir;
     int fds[2];
@@ -95,7 +95,7 @@ TEST(KillTest, AcknowledgedMessagesSurviveKillNineAndNothingIsHalfSaved) {
     }
     ::close(fds[1]);
     // Let it run a random while: sometimes before the first commit, usually mid-stream.
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 60000));
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 120000));
     ASSERT_EQ(::kill(child, SIGKILL), 0);
     int wstatus = 0;
     ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
@@ -107,7 +107,7 @@ TEST(KillTest, AcknowledgedMessagesSurviveKillNineAndNothingIsHalfSaved) {
       acknowledged.emplace_back(record, strnlen(record, sizeof(record)));
     }
     ::close(fds[0]);
-    total_acknowledged += static_cast<int64_t>(acknowledged.size());
+    trials_mid_stream += acknowledged.size() >= 5;
 
     const std::string db = (dir.path() / "locrits" / "victim" / "memory.db").string();
     if (!std::filesystem::exists(db)) {
@@ -131,7 +131,7 @@ TEST(KillTest, AcknowledgedMessagesSurviveKillNineAndNothingIsHalfSaved) {
     ASSERT_TRUE(broken.empty()) << "trial " << trial << ": " << broken.front();
   }
   // The kills must have landed mid-stream, not only before the first write.
-  EXPECT_GT(total_acknowledged, trials * 10);
+  EXPECT_GE(trials_mid_stream, trials / 2);
 }
 
 }  // namespace

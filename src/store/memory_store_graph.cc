@@ -85,6 +85,10 @@ Result<std::vector<T>> ReadAll(Stmt& stmt, Read read) {
   return out;
 }
 
+// Makes a borrowed statement bindable again after it ran (sqlite3_bind_* refuses a statement
+// that has stepped since its last reset), for loops that run one statement per item.
+void Rewind(Stmt& stmt) { sqlite3_reset(stmt.raw()); }
+
 // "a, b" -> "m.a, m.b", for joins that select a node's columns.
 std::string Prefixed(std::string_view alias, std::string_view columns) {
   std::string out;
@@ -144,8 +148,6 @@ std::string ShortLabel(std::string_view text) {
 // Indexed by NodeType.
 constexpr std::array<std::string_view, 6> kNodeTables = {"users",    "sessions", "messages",
                                                          "concepts", "topics",   "memories"};
-
-std::string_view NodeTable(NodeType type) { return kNodeTables[static_cast<size_t>(type)]; }
 
 // One relation table. `strength_col` / `position_col` name the column behind Relation::strength /
 // Relation::position (empty when the type has none); `key` is the table's UNIQUE natural key.
@@ -231,7 +233,7 @@ EdgeSql MakeEdgeSql(const EdgeTable& e) {
       insert_columns, values, e.key, updates, columns);
   sql.delete_by_id = fmt::format("DELETE FROM {} WHERE id = ?1", e.table);
   const bool lead_from = GraphLeadIsFrom(e.type);
-  sql.by_lead = fmt::format("SELECT id, {} FROM {} WHERE {} = ?1 ORDER BY id",
+  sql.by_lead = fmt::format("SELECT id, {} FROM {} WHERE {} = ?1",
                             lead_from ? e.to_col : e.from_col, e.table,
                             lead_from ? e.from_col : e.to_col);
   return sql;
@@ -269,7 +271,7 @@ struct EdgeRef {
 Result<EdgeRef> ParseEdgeId(std::string_view id) {
   const size_t colon = id.find(':');
   if (colon == std::string_view::npos) {
-    return InvalidArgumentError(fmt::format("relation id {:?} is not of the form <type>:<number>",
+    return InvalidArgumentError(fmt::format("relation id '{}' is not of the form <type>:<number>",
                                             std::string(id)));
   }
   const std::string_view name = id.substr(0, colon);
@@ -279,7 +281,7 @@ Result<EdgeRef> ParseEdgeId(std::string_view id) {
     if (e.table == name) table = &e;
   }
   if (table == nullptr) {
-    return InvalidArgumentError(fmt::format("relation id {:?} names no relation type",
+    return InvalidArgumentError(fmt::format("relation id '{}' names no relation type",
                                             std::string(id)));
   }
   int64_t rowid = 0;
@@ -288,7 +290,7 @@ Result<EdgeRef> ParseEdgeId(std::string_view id) {
   }) && (digits.size() == 1 || digits.front() != '0');
   const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), rowid);
   if (!canonical || ec != std::errc() || end != digits.data() + digits.size()) {
-    return InvalidArgumentError(fmt::format("relation id {:?} has no valid number",
+    return InvalidArgumentError(fmt::format("relation id '{}' has no valid number",
                                             std::string(id)));
   }
   return EdgeRef{table, rowid};
@@ -498,7 +500,10 @@ Status MemoryStore::TouchMemories(const std::vector<std::string>& ids) {
   {
     ASSIGN_OR_RETURN(Stmt touch,
                      db_->Prepare("UPDATE memories SET last_accessed = ?2 WHERE id = ?1"));
-    for (const std::string& id : ids) RETURN_IF_ERROR(touch.BindAll(id, now).Run());
+    for (const std::string& id : ids) {
+      RETURN_IF_ERROR(touch.BindAll(id, now).Run());
+      Rewind(touch);
+    }
   }
   return tx.Commit();
 }
@@ -642,7 +647,7 @@ Result<Concept> MemoryStore::EditConcept(const std::string& id, const ConceptEdi
         "SELECT id FROM concepts WHERE name = ?1 COLLATE NOCASE AND type = ?2 AND id <> ?3"));
     ASSIGN_OR_RETURN(const bool clash, taken.BindAll(name, type, id).Step());
     if (clash) {
-      return AlreadyExistsError(fmt::format("concept {} of type {:?} already exists as {}", name,
+      return AlreadyExistsError(fmt::format("concept {} of type '{}' already exists as {}", name,
                                             type, taken.Text(0)));
     }
   }
@@ -897,12 +902,12 @@ Result<GraphView> MemoryStore::Graph(int limit) {
     const std::vector<GraphCandidate>* candidates;
     size_t next = 0;
   };
-  std::array<Source, 6> sources = {{{NodeType::kMessage, &messages},
-                                    {NodeType::kConcept, &concepts},
-                                    {NodeType::kMemory, &memories},
-                                    {NodeType::kTopic, &topics},
-                                    {NodeType::kSession, &sessions},
-                                    {NodeType::kUser, &users}}};
+  std::array<Source, 6> sources = {{{NodeType::kMessage, &messages, 0},
+                                    {NodeType::kConcept, &concepts, 0},
+                                    {NodeType::kMemory, &memories, 0},
+                                    {NodeType::kTopic, &topics, 0},
+                                    {NodeType::kSession, &sessions, 0},
+                                    {NodeType::kUser, &users, 0}}};
   constexpr std::array<size_t, 7> kTurns = {0, 1, 0, 2, 3, 4, 5};
   auto take_one = [&picker](Source& source) {
     while (source.next < source.candidates->size()) {
@@ -949,7 +954,7 @@ Result<GraphView> MemoryStore::Graph(int limit) {
         if (!lead_from) std::swap(edge.from_id, edge.to_id);
         view.edges.push_back(std::move(edge));
       }
-      sqlite3_reset(stmt.raw());
+      Rewind(stmt);
     }
   }
   return std::move(view);

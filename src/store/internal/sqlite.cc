@@ -37,7 +37,8 @@ StatusCode CodeForSqlite(int rc) {
   }
 }
 
-Stmt::Stmt(Stmt&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {
+Stmt::Stmt(Stmt&& other) noexcept
+    : db_(other.db_), stmt_(other.stmt_), rewound_(other.rewound_) {
   other.db_ = nullptr;
   other.stmt_ = nullptr;
 }
@@ -47,6 +48,7 @@ Stmt& Stmt::operator=(Stmt&& other) noexcept {
     Release();
     db_ = other.db_;
     stmt_ = other.stmt_;
+    rewound_ = other.rewound_;
     other.db_ = nullptr;
     other.stmt_ = nullptr;
   }
@@ -63,32 +65,47 @@ void Stmt::Release() {
   }
 }
 
+void Stmt::Rewind() {
+  // Binding is only allowed on a statement that is not mid-run or halted; resetting keeps the
+  // earlier bindings, so a cached statement can be re-bound and run again in a loop.
+  if (!rewound_) {
+    sqlite3_reset(stmt_);
+    rewound_ = true;
+  }
+}
+
 Stmt& Stmt::Bind(int index, int64_t value) {
+  Rewind();
   sqlite3_bind_int64(stmt_, index, value);
   return *this;
 }
 
 Stmt& Stmt::Bind(int index, double value) {
+  Rewind();
   sqlite3_bind_double(stmt_, index, value);
   return *this;
 }
 
 Stmt& Stmt::Bind(int index, std::string_view value) {
+  Rewind();
   sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   return *this;
 }
 
 Stmt& Stmt::BindBlob(int index, std::span<const std::byte> value) {
+  Rewind();
   sqlite3_bind_blob64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT);
   return *this;
 }
 
 Stmt& Stmt::BindNull(int index) {
+  Rewind();
   sqlite3_bind_null(stmt_, index);
   return *this;
 }
 
 Result<bool> Stmt::Step() {
+  rewound_ = false;
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;

@@ -71,9 +71,11 @@ class Stmt {
 
  private:
   void Release();
+  void Rewind();
 
   Db* db_ = nullptr;
   sqlite3_stmt* stmt_ = nullptr;
+  bool rewound_ = true;  // False once stepped: the next Bind resets first.
 };
 
 struct DbOpenOptions {

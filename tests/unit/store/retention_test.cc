@@ -61,6 +61,27 @@ TEST(RetentionTest, EvictionCascadesToEdgesAndEmptiedSessions) {
   EXPECT_THAT(FindBrokenInvariants(harness.path()), IsEmpty());
 }
 
+// Regression: retention that empties several sessions in one save deletes every one of them
+// (a cached statement re-bound in a loop once silently re-ran with its first binding).
+TEST(RetentionTest, OneSaveCanEmptySeveralSessions) {
+  StoreHarness harness(0);
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+    for (const char* session : {"a", "b", "c"}) {
+      ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage(session, "only")), IsOk());
+    }
+  }
+  harness.options().max_messages = 1;
+  ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+  ASSERT_OK_AND_ASSIGN(auto saved, store->SaveMessage(StoreHarness::UserMessage("d", "new")));
+  EXPECT_EQ(saved.evicted, 3);
+  for (const char* session : {"a", "b", "c"}) {
+    EXPECT_THAT(store->GetSession(session), StatusIs(StatusCode::kNotFound)) << session;
+  }
+  EXPECT_EQ(CountRows(harness.path(), "sessions"), 1);
+  EXPECT_THAT(FindBrokenInvariants(harness.path()), IsEmpty());
+}
+
 TEST(RetentionTest, ZeroMeansUnlimited) {
   StoreHarness harness(0);
   ASSERT_OK_AND_ASSIGN(auto store, harness.Open());

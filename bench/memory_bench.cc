@@ -1,0 +1,173 @@
+// Memory manager benchmarks, each with its baseline in the same run:
+//  - GroupCommit: 64 writer threads over 16 Locrits, durable (synchronous=FULL) acknowledgements,
+//    group commit (max_batch 512) against one transaction per message (max_batch 1).
+//  - OpenThousand: open 1 000 Locrits of 100 messages each through the manager; time and the
+//    process's resident memory with all of them open.
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "memory/memory_manager.h"
+#include "tests/support/store_fixture.h"
+#include "tests/support/temp_dir.h"
+
+namespace locrit {
+namespace {
+
+using ::locrit::testing::StoreHarness;
+using ::locrit::testing::TempDir;
+
+int64_t ResidentKiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return 0;
+}
+
+MemoryManager::Handle GetOrDie(MemoryManager& manager, const std::string& slug) {
+  std::promise<Result<MemoryManager::Handle>> got;
+  manager.Get(slug, {}, [&](Result<MemoryManager::Handle> r) { got.set_value(std::move(r)); });
+  auto handle = got.get_future().get();
+  if (!handle.ok()) {
+    std::fprintf(stderr, "open %s: %s\n", slug.c_str(), handle.status().ToString().c_str());
+    std::abort();
+  }
+  return *handle;
+}
+
+// 64 writers, each with one write in flight at a time (it waits for its acknowledgement), spread
+// over 16 Locrits for a fixed wall time.
+void BM_ConcurrentDurableWriters(benchmark::State& state) {
+  const int max_batch = static_cast<int>(state.range(0));
+  constexpr int kWriters = 64;
+  constexpr int kLocrits = 16;
+  for (auto _ : state) {
+    TempDir dir;
+    SystemClock clock;
+    IdGenerator ids(&clock, 1);
+    ThreadPool pool(4);
+    MemoryManagerOptions options;
+    options.data_dir = dir.path().string();
+    options.clock = &clock;
+    options.ids = &ids;
+    options.pool = &pool;
+    options.max_batch = max_batch;
+    MemoryManager manager(options);
+    std::vector<MemoryManager::Handle> locrits;
+    for (int i = 0; i < kLocrits; ++i) locrits.push_back(GetOrDie(manager, "l" + std::to_string(i)));
+
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> acknowledged{0};
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      writers.emplace_back([&, w] {
+        const auto& memory = locrits[static_cast<size_t>(w % kLocrits)];
+        for (int i = 0; !stop.load(); ++i) {
+          std::promise<bool> done;
+          memory->Write<SavedMessage>(
+              [w, i](MemoryStore& store) {
+                return store.SaveMessage(StoreHarness::UserMessage(
+                    "w" + std::to_string(w), "message " + std::to_string(i)));
+              },
+              [&done](Result<SavedMessage> r) { done.set_value(r.ok()); });
+          if (done.get_future().get()) ++acknowledged;
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    stop = true;
+    for (auto& t : writers) t.join();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(seconds);
+    state.counters["acked_per_s"] = static_cast<double>(acknowledged.load()) / seconds;
+    state.counters["acked"] = static_cast<double>(acknowledged.load());
+    locrits.clear();
+  }
+}
+BENCHMARK(BM_ConcurrentDurableWriters)
+    ->ArgName("max_batch")
+    ->Arg(1)    // Baseline: one transaction (one fsync) per message.
+    ->Arg(512)  // Group commit.
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+void BM_OpenThousandLocrits(benchmark::State& state) {
+  constexpr int kLocrits = 1000;
+  constexpr int kMessages = 100;
+  TempDir dir;
+  SystemClock clock;
+  IdGenerator ids(&clock, 2);
+  ThreadPool pool(4);
+  MemoryManagerOptions options;
+  options.data_dir = dir.path().string();
+  options.clock = &clock;
+  options.ids = &ids;
+  options.pool = &pool;
+  options.max_open_stores = kLocrits;
+  {
+    // Setup, not measured: 1 000 stores of 100 messages, each written as one batch.
+    options.durability = Durability::kRelaxed;
+    MemoryManager setup(options);
+    std::vector<std::future<bool>> done;
+    for (int l = 0; l < kLocrits; ++l) {
+      auto memory = GetOrDie(setup, "l" + std::to_string(l));
+      for (int m = 0; m < kMessages; ++m) {
+        auto p = std::make_shared<std::promise<bool>>();
+        done.push_back(p->get_future());
+        memory->Write<SavedMessage>(
+            [m](MemoryStore& store) {
+              return store.SaveMessage(StoreHarness::UserMessage(
+                  "s" + std::to_string(m % 5), "setup message " + std::to_string(m)));
+            },
+            [p](Result<SavedMessage> r) { p->set_value(r.ok()); });
+      }
+    }
+    for (auto& f : done) f.get();
+    options.durability = Durability::kFull;
+  }
+  // Give the setup's freed memory back, so the RSS below is what the open stores hold.
+  malloc_trim(0);
+  for (auto _ : state) {
+    const int64_t rss_before = ResidentKiB();
+    const auto start = std::chrono::steady_clock::now();
+    MemoryManager manager(options);
+    std::vector<std::future<Result<MemoryManager::Handle>>> opened;
+    for (int l = 0; l < kLocrits; ++l) {
+      auto p = std::make_shared<std::promise<Result<MemoryManager::Handle>>>();
+      opened.push_back(p->get_future());
+      manager.Get("l" + std::to_string(l), {},
+                  [p](Result<MemoryManager::Handle> r) { p->set_value(std::move(r)); });
+    }
+    std::vector<MemoryManager::Handle> handles;
+    for (auto& f : opened) {
+      auto r = f.get();
+      if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+      handles.push_back(*r);
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(seconds);
+    state.counters["open_stores"] = manager.OpenStores();
+    state.counters["rss_MiB"] = static_cast<double>(ResidentKiB()) / 1024.0;
+    state.counters["rss_growth_MiB"] = static_cast<double>(ResidentKiB() - rss_before) / 1024.0;
+    handles.clear();
+  }
+}
+BENCHMARK(BM_OpenThousandLocrits)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace locrit
+
+BENCHMARK_MAIN();

@@ -3,7 +3,7 @@ BUILD    ?= build
 JOBS     ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build test run bench sanitize format clean
+.PHONY: deps configure build test run bench sanitize tsan format clean
 
 deps:
 	@scripts/deps.sh
@@ -30,8 +30,17 @@ bench: deps
 
 # ASan+UBSan over the unit and fault tiers, in its own build tree.
 sanitize: deps
-	$(MAKE) build BUILD=build-asan CMAKE_FLAGS="-DLOCRIT_SANITIZE=address -DLOCRIT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug"
-	ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L 'unit|fault'
+	$(MAKE) build BUILD=build-asan CMAKE_FLAGS="$(CMAKE_FLAGS) -DLOCRIT_SANITIZE=address -DLOCRIT_BUILD_BENCH=OFF"
+	LOCRIT_CORRUPTION_TRIALS=100 LOCRIT_KILL_TRIALS=50 \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L 'unit|fault'
+
+# The concurrency tests under ThreadSanitizer, in their own build tree.
+TSAN_TARGETS = memory_test memory_stress_test
+tsan: deps
+	$(MAKE) configure BUILD=build-tsan CMAKE_FLAGS="$(CMAKE_FLAGS) -DLOCRIT_SANITIZE=thread -DLOCRIT_BUILD_BENCH=OFF"
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --test-dir build-tsan \
+	  --output-on-failure -R '^(MemoryManagerTest|MemoryStressTest)\.'
 
 format:
 	find src tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i

@@ -63,6 +63,11 @@ Status LocritMemory::OpenWriter() {
     RETURN_IF_ERROR(
         RecoverMemory(directory_, BaseStoreOptions(), "resuming an interrupted recovery").status());
     recovered_ = true;
+  } else if (!recover_reason_.empty()) {
+    // Damage was found while the store was in use (see MarkDamaged): repair before reopening.
+    auto event = RecoverMemory(directory_, BaseStoreOptions(), recover_reason_);
+    if (!event.ok()) return event.status().WithContext(context + ": recovery failed");
+    recovered_ = true;
   }
   auto store = OpenChecked();
   // Only corruption is repaired; any other error (busy, I/O, permissions) leaves the files as
@@ -164,6 +169,7 @@ void LocritMemory::DrainWrites() {
   }
   if (batch.front().standalone) {
     const Status status = batch.front().run(*writer_);
+    if (status.code() == StatusCode::kCorruption) MarkDamaged(status.message());
     RepostIfMore();
     batch.front().finish(status);
     OperationFinished();
@@ -176,6 +182,7 @@ void LocritMemory::DrainWrites() {
   if (batch_status.ok()) {
     for (; ran < batch.size(); ++ran) {
       const Status op_status = writer_->Atomically([&] { return batch[ran].run(*writer_); });
+      if (op_status.code() == StatusCode::kCorruption) MarkDamaged(op_status.message());
       if (!writer_->InBatch()) {
         // SQLite abandoned the transaction (I/O error, full disk): the earlier writes are gone.
         batch_status = op_status.ok() ? IoError("the write batch was rolled back") : op_status;
@@ -185,6 +192,7 @@ void LocritMemory::DrainWrites() {
     }
     if (batch_status.ok()) batch_status = writer_->CommitBatch();
     if (!batch_status.ok()) writer_->RollbackBatch();
+    if (batch_status.code() == StatusCode::kCorruption) MarkDamaged(batch_status.message());
   } else {
     ran = batch.size();  // Could not even begin: every write of the batch fails with the reason.
   }
@@ -218,6 +226,9 @@ bool LocritMemory::RepostIfMore() {
 }
 
 Status LocritMemory::WriteSnapshot(MemoryStore& store, std::string* path) {
+  // Never snapshot damage: a snapshot is what recovery trusts.
+  ASSIGN_OR_RETURN(const std::string check, store.IntegrityCheck());
+  if (check != "ok") return CorruptionError("not snapshotting a damaged memory: " + check);
   const std::filesystem::path dir = std::filesystem::path(directory_) / "snapshots";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -267,6 +278,48 @@ void LocritMemory::Snapshot(Done<std::string> done) {
     snapshot_queued_ = true;
   }
   EnqueueWrite(std::move(task));
+}
+
+void LocritMemory::VerifyIntegrity(Done<std::string> done) {
+  auto result = std::make_shared<std::string>();
+  WriteTask task;
+  task.standalone = true;
+  task.run = [this, result](MemoryStore& store) -> Status {
+    auto check = store.IntegrityCheck();
+    if (!check.ok() && check.status().code() != StatusCode::kCorruption) return check.status();
+    // A check that trips over the damage itself is a finding, not a failure to check.
+    *result = check.ok() ? *check : check.status().message();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      integrity_ = *result;
+      checked_at_ = manager_->options_.clock->NowMillis();
+    }
+    if (*result != "ok") MarkDamaged("integrity check failed: " + *result);
+    return Status::Ok();
+  };
+  task.finish = [result, done = std::move(done)](Status status) {
+    if (status.ok()) {
+      done(*result);
+    } else {
+      done(status);
+    }
+  };
+  EnqueueWrite(std::move(task));
+}
+
+void LocritMemory::MarkDamaged(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!damage_.empty()) return;
+    damage_ = reason;
+  }
+  fmt::print(stderr, "locrit: memory of {} is damaged ({}); it will be recovered when idle\n",
+             slug_, reason);
+}
+
+std::string LocritMemory::Damage() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return damage_;
 }
 
 void LocritMemory::SnapshotIfDue() {
@@ -335,7 +388,7 @@ void LocritMemory::EnqueueRead(ReadTask task) {
           std::lock_guard<std::mutex> lock(self->mu_);
           --self->readers_open_;
         }
-        task.run(nullptr, opened.status());
+        (void)task.run(nullptr, opened.status());
         self->OperationFinished();
         return;
       }
@@ -346,7 +399,8 @@ void LocritMemory::EnqueueRead(ReadTask task) {
 }
 
 void LocritMemory::RunRead(ReadTask task, std::shared_ptr<MemoryStore> reader) {
-  task.run(reader.get(), Status::Ok());
+  const Status status = task.run(reader.get(), Status::Ok());
+  if (status.code() == StatusCode::kCorruption) MarkDamaged(status.message());
   std::optional<ReadTask> next;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -433,6 +487,12 @@ void MemoryManager::AdmitLocked(PendingGet get, Ready& ready) {
   auto it = entries_.find(get.slug);
   if (it != entries_.end()) {
     Entry& entry = it->second;
+    if (entry.state == State::kOpen && !entry.memory->Damage().empty()) {
+      // Hand out no new handle to damaged memory: wait for its close and recovering reopen.
+      waiting_.push_back(std::move(get));
+      CloseDamagedIfIdleLocked(entry);
+      return;
+    }
     if (entry.state == State::kOpen) {
       Handle handle = PinLocked(entry);
       ready.push_back([done = std::move(get.done), handle]() mutable { done(std::move(handle)); });
@@ -454,6 +514,10 @@ void MemoryManager::PumpWaitingLocked(Ready& ready) {
     auto it = entries_.find(get.slug);
     if (it != entries_.end()) {
       if (it->second.state == State::kClosing) break;  // FinishClose pumps again.
+      if (it->second.state == State::kOpen && !it->second.memory->Damage().empty()) {
+        CloseDamagedIfIdleLocked(it->second);
+        break;  // Its close, when idle, pumps again.
+      }
       PendingGet admitted = std::move(get);
       waiting_.pop_front();
       AdmitLocked(std::move(admitted), ready);
@@ -494,11 +558,33 @@ bool MemoryManager::EvictOneLocked() {
   return true;
 }
 
+bool MemoryManager::CloseDamagedIfIdleLocked(Entry& entry) {
+  if (entry.state != State::kOpen || entry.pins > 0) return false;
+  {
+    std::lock_guard<std::mutex> lock(entry.memory->mu_);
+    if (entry.memory->in_flight_ > 0) return false;
+  }
+  const std::string damage = entry.memory->Damage();
+  if (damage.empty()) return false;
+  recover_on_open_[entry.memory->slug()] = damage;
+  entry.state = State::kClosing;
+  std::shared_ptr<LocritMemory> memory = entry.memory;
+  options_.pool->Post([this, memory] {
+    memory->CloseAll();
+    FinishClose(memory->slug());
+  });
+  return true;
+}
+
 void MemoryManager::StartOpenLocked(const std::string& slug, const LocritMemoryOptions& options) {
   Entry& entry = entries_[slug];
   const std::string directory =
       (std::filesystem::path(options_.data_dir) / "locrits" / slug).string();
   entry.memory = std::make_shared<LocritMemory>(this, slug, directory, options);
+  if (auto it = recover_on_open_.find(slug); it != recover_on_open_.end()) {
+    entry.memory->recover_reason_ = it->second;
+    recover_on_open_.erase(it);
+  }
   entry.state = State::kOpening;
   std::shared_ptr<LocritMemory> memory = entry.memory;
   options_.pool->Post([this, memory] { FinishOpen(memory->slug(), memory->OpenWriter()); });
@@ -561,6 +647,7 @@ void MemoryManager::MaybeIdle(const std::string& slug) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(slug);
     if (it == entries_.end() || it->second.state != State::kOpen || it->second.pins > 0) return;
+    if (CloseDamagedIfIdleLocked(it->second)) return;
     if (stopping_) {
       bool idle;
       {

@@ -99,6 +99,12 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
   void SnapshotIfDue();
   // Integrity state, last recovery event, snapshots, retention.
   void Health(Done<MemoryHealth> done);
+  // The deep check (integrity_check + foreign keys) between write batches. Gives "ok" or what
+  // it found; damage found marks the memory for recovery (see Damage()).
+  void VerifyIntegrity(Done<std::string> done);
+  // Why this memory is known to be damaged, or "" if it is not. Damaged memory gets no new
+  // handles; once idle it is closed and the next Get recovers it (quarantine, salvage, merge).
+  std::string Damage() const;
 
   // Writes queued and not yet committed.
   size_t QueuedWrites() const;
@@ -121,13 +127,16 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
     bool standalone = false;  // Runs alone, outside any batch transaction (e.g. a snapshot).
   };
   struct ReadTask {
-    std::function<void(MemoryStore*, Status)> run;  // Store is null when no reader could open.
+    // Store is null when no reader could open. Returns the op's own status.
+    std::function<Status(MemoryStore*, Status)> run;
   };
 
   // Takes the process lock, recovers the store if it is corrupt, and opens the writer connection
   // (on the pool). Called once, by the manager.
   Status OpenWriter();
   Result<std::unique_ptr<MemoryStore>> OpenChecked();
+  // Records corruption met at run time (only the first reason is kept).
+  void MarkDamaged(const std::string& reason);
   // Checkpoints and closes every connection, releases the process lock (on the pool).
   void CloseAll();
 
@@ -151,6 +160,7 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
 
   std::optional<FileLock> lock_;         // Touched only by OpenWriter/CloseAll (pool, serialised).
   bool recovered_ = false;               // Set by OpenWriter: this open ran a recovery.
+  std::string recover_reason_;           // Set before OpenWriter: recover even if checks pass.
   std::unique_ptr<MemoryStore> writer_;  // Used only by the drain task that writer_running_ owns.
 
   mutable std::mutex mu_;
@@ -166,6 +176,7 @@ class LocritMemory : public std::enable_shared_from_this<LocritMemory> {
   bool snapshot_queued_ = false;                             // GUARDED_BY(mu_)
   std::string integrity_ = "unknown";                        // GUARDED_BY(mu_)
   int64_t checked_at_ = 0;                                   // GUARDED_BY(mu_)
+  std::string damage_;                                       // GUARDED_BY(mu_)
 };
 
 class MemoryManager {
@@ -220,6 +231,8 @@ class MemoryManager {
   using Ready = std::vector<std::function<void()>>;
   void AdmitLocked(PendingGet get, Ready& ready);
   bool EvictOneLocked();
+  // Starts closing `entry` if it is damaged and idle, so that it reopens with recovery.
+  bool CloseDamagedIfIdleLocked(Entry& entry);
   void StartOpenLocked(const std::string& slug, const LocritMemoryOptions& options);
   Handle PinLocked(Entry& entry);
   void PumpWaitingLocked(Ready& ready);
@@ -236,6 +249,7 @@ class MemoryManager {
   std::condition_variable all_closed_;
   std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
   std::deque<PendingGet> waiting_;        // GUARDED_BY(mu_): Gets waiting for a free slot.
+  std::map<std::string, std::string> recover_on_open_;  // GUARDED_BY(mu_): slug -> damage.
   bool stopping_ = false;                 // GUARDED_BY(mu_)
   std::atomic<bool> accepting_writes_{true};
   int64_t opens_ = 0;                     // GUARDED_BY(mu_)
@@ -265,12 +279,16 @@ void LocritMemory::Write(Op<T> op, Done<T> done) {
 template <typename T>
 void LocritMemory::Read(Op<T> op, Done<T> done) {
   ReadTask task;
-  task.run = [op = std::move(op), done = std::move(done)](MemoryStore* store, Status status) {
+  task.run = [op = std::move(op), done = std::move(done)](MemoryStore* store,
+                                                          Status status) -> Status {
     if (store == nullptr) {
       done(status);
-    } else {
-      done(op(*store));
+      return status;
     }
+    Result<T> result = op(*store);
+    Status op_status = result.status();
+    done(std::move(result));
+    return op_status;
   };
   EnqueueRead(std::move(task));
 }

@@ -161,6 +161,9 @@ Result<RecoveryEvent> RecoverMemory(const std::string& directory, const StoreOpt
   StoreOptions fresh_options = store_options;
   fresh_options.path = rebuilt.string();
   fresh_options.read_only = false;
+  // The rebuilt file only counts once it is renamed into place after a checkpoint and directory
+  // syncs, so its intermediate commits need not be synced one by one.
+  fresh_options.durability = Durability::kRelaxed;
 
   RecoveryEvent event;
   event.at = store_options.clock->NowMillis();

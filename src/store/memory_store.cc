@@ -412,6 +412,32 @@ Result<std::string> MemoryStore::QuickCheck() {
   return out;
 }
 
+Result<int64_t> MemoryStore::DanglingReferences() {
+  ASSIGN_OR_RETURN(Stmt stmt, db_->Prepare("PRAGMA foreign_key_check"));
+  int64_t count = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    if (!row) break;
+    ++count;
+  }
+  return count;
+}
+
+Result<std::string> MemoryStore::IntegrityCheck() {
+  ASSIGN_OR_RETURN(Stmt stmt, db_->Prepare("PRAGMA integrity_check"));
+  std::string out;
+  while (true) {
+    ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    if (!row) break;
+    if (!out.empty()) out += "\n";
+    out += stmt.TextView(0);
+  }
+  if (out != "ok") return out;
+  ASSIGN_OR_RETURN(const int64_t dangling, DanglingReferences());
+  if (dangling > 0) return fmt::format("{} rows reference missing nodes", dangling);
+  return out;
+}
+
 Status MemoryStore::Snapshot(const std::string& path) {
   const std::string temp = path + ".partial";
   std::filesystem::remove(temp);

@@ -32,6 +32,7 @@ namespace locrit {
 namespace store_internal {
 class Db;
 class VectorCache;
+struct SalvageTable;
 }  // namespace store_internal
 
 enum class Durability {
@@ -381,6 +382,12 @@ class MemoryStore {
   // ---- Integrity and backup ----
   // PRAGMA quick_check: "ok", or SQLite's description of the first problems.
   Result<std::string> QuickCheck();
+  // Rows whose foreign key points nowhere (PRAGMA foreign_key_check): damage that quick_check
+  // cannot see, e.g. a flipped byte inside a node id. 0 on a healthy store.
+  Result<int64_t> DanglingReferences();
+  // The deep check: PRAGMA integrity_check (which also compares every index with its table) and
+  // DanglingReferences. "ok", or a description of the first problems. Slower than QuickCheck.
+  Result<std::string> IntegrityCheck();
   // An online, consistent copy of the database at `path` (SQLite backup API), written to a
   // temporary name, synced and renamed into place.
   Status Snapshot(const std::string& path);
@@ -396,6 +403,10 @@ class MemoryStore {
   Status Migrate();
   Status EnforceRetention(SavedMessage& saved);
   Status EnsureSession(const NewMessage& message, int64_t now);
+  // Salvage: runs `insert` (and the table's preparatory statement) for keys [from, to) of the
+  // attached source; adds the rows copied to `copied`; returns the SQLite result code.
+  int CopyRange(const store_internal::SalvageTable& copy, const std::string& insert, int64_t from,
+                int64_t to, int64_t& copied);
   int64_t Now() const { return options_.clock->NowMillis(); }
 
   StoreOptions options_;

@@ -14,11 +14,10 @@ namespace locrit {
 using store_internal::Stmt;
 using store_internal::Transaction;
 
-namespace {
-
+namespace store_internal {
 // How to copy one table from the attached source ("src") into this store ("main"). Tables are
 // listed parents first, so the filters can require that an edge's ends already exist.
-struct TableCopy {
+struct SalvageTable {
   const char* table;
   const char* key;      // The rowid column ranges are taken over.
   const char* columns;  // Column list, the same in both databases.
@@ -26,8 +25,13 @@ struct TableCopy {
   const char* filter;   // Extra condition on the source row ("1" for none).
   const char* before;   // Statement run for the same range first ("" for none), e.g. placeholders.
 };
+}  // namespace store_internal
 
-constexpr std::array<TableCopy, 17> kTables = {{
+namespace {
+
+using store_internal::SalvageTable;
+
+constexpr std::array<SalvageTable, 17> kTables = {{
     {"users", "rowid", "id, name, created_at", "id, name, created_at", "1", ""},
     {"sessions", "rowid", "id, user_id, name, topic, created_at, last_activity, message_count",
      "id, user_id, name, topic, created_at, last_activity, 0", "1", ""},
@@ -88,6 +92,13 @@ bool IsSourceReadError(int extended_code) {
   }
 }
 
+// A row that cannot be copied but can be skipped: unreadable, or failing a constraint because
+// what it references was lost.
+bool IsSkippableRowError(int extended_code) {
+  return IsSourceReadError(extended_code) || (extended_code & 0xFF) == SQLITE_CONSTRAINT ||
+         (extended_code & 0xFF) == SQLITE_MISMATCH;
+}
+
 // Keys read per step of the salvage walk.
 constexpr int kWalkChunk = 256;
 // Bounds the work spent on one table that is damaged everywhere.
@@ -104,6 +115,20 @@ std::string CountsToJson(const std::map<std::string, int64_t>& counts) {
 
 }  // namespace
 
+int MemoryStore::CopyRange(const SalvageTable& copy, const std::string& insert, int64_t from,
+                           int64_t to, int64_t& copied) {
+  if (copy.before[0] != '\0') {
+    auto before = db_->Prepare(copy.before);
+    if (!before.ok() || !before->BindAll(from, to).Run().ok()) {
+      return sqlite3_extended_errcode(db_->raw());
+    }
+  }
+  auto run = db_->Prepare(insert);
+  if (!run.ok() || !run->BindAll(from, to).Run().ok()) return sqlite3_extended_errcode(db_->raw());
+  copied += db_->Changes();
+  return SQLITE_OK;
+}
+
 Result<CopyReport> MemoryStore::CopyRowsFrom(const std::string& source_path) {
   if (db_->InTransaction()) return FailedPreconditionError("CopyRowsFrom inside a batch");
   {
@@ -112,7 +137,7 @@ Result<CopyReport> MemoryStore::CopyRowsFrom(const std::string& source_path) {
   }
   CopyReport report;
   Status status;
-  for (const TableCopy& copy : kTables) {
+  for (const SalvageTable& copy : kTables) {
     if (!status.ok()) break;
     const std::string source_table = copy.table;
     const std::string key = copy.key;
@@ -140,10 +165,12 @@ Result<CopyReport> MemoryStore::CopyRowsFrom(const std::string& source_path) {
     // then probes leap ahead (1, 2, 4, … keys) until a seek lands past the damaged pages. Bounded:
     // at most ~64 probes per damaged region, never a bisection of the whole key space.
     int64_t copied = 0;
-    int64_t cursor = std::numeric_limits<int64_t>::min();
+    // Start one above the minimum so that "cursor - 1" never overflows.
+    int64_t cursor = std::numeric_limits<int64_t>::min() + 1;
     int64_t failures = 0;
     while (status.ok()) {
       int64_t last_good = cursor - 1;
+      std::vector<int64_t> keys;
       bool walk_failed = false;
       int walk_code = SQLITE_OK;
       bool at_end = false;
@@ -163,44 +190,45 @@ Result<CopyReport> MemoryStore::CopyRowsFrom(const std::string& source_path) {
               break;
             }
             if (!*row) break;
-            last_good = w->Int(0);
+            const int64_t key_read = w->Int(0);
+            if (key_read <= last_good) {
+              // Keys out of order: the B-tree is damaged here. Treat as a failed read.
+              walk_failed = true;
+              walk_code = SQLITE_CORRUPT;
+              break;
+            }
+            last_good = key_read;
+            keys.push_back(key_read);
             ++rows;
           }
           at_end = !walk_failed && rows < kWalkChunk;
         }
       }
       if (walk_failed && !IsSourceReadError(walk_code)) {
-        status = db_->Error(walk_code, "salvage walk");
+        status = db_->Error(walk_code, fmt::format("reading {}", copy.table));
         break;
       }
       if (last_good >= cursor) {
-        // Copy [cursor, last_good]: these keys were just read, so their pages are readable.
-        Status step;
-        int code = SQLITE_OK;
-        if (copy.before[0] != '\0') {
-          auto before = db_->Prepare(copy.before);
-          step = before.ok() ? before->BindAll(cursor, last_good + 1).Run() : before.status();
-          if (!step.ok()) code = sqlite3_extended_errcode(db_->raw());
-        }
-        if (step.ok()) {
-          auto run = db_->Prepare(insert);
-          step = run.ok() ? run->BindAll(cursor, last_good + 1).Run() : run.status();
-          if (step.ok()) {
-            copied += db_->Changes();
-          } else {
-            code = sqlite3_extended_errcode(db_->raw());
+        // Copy [cursor, last_good]: these keys were just read, so their pages are readable. If
+        // the chunk fails (a row the walk could not judge: damaged inside, or pointing at a node
+        // that was not salvaged), copy it key by key and skip only the rows that fail.
+        int code = CopyRange(copy, insert, cursor, last_good + 1, copied);
+        if (code != SQLITE_OK && IsSkippableRowError(code)) {
+          for (const int64_t k : keys) {
+            code = CopyRange(copy, insert, k, k + 1, copied);
+            if (code != SQLITE_OK && !IsSkippableRowError(code)) break;
+            if (code != SQLITE_OK) ++report.unreadable;
+            code = SQLITE_OK;
           }
         }
-        if (!step.ok()) {
-          if (!IsSourceReadError(code)) {
-            status = step;
-            break;
-          }
-          ++report.unreadable;  // Readable by the walk, not by the copy: count and move on.
+        if (code != SQLITE_OK) {
+          status = db_->Error(code, fmt::format("copying {}", copy.table));
+          break;
         }
       }
       if (at_end) break;
       if (!walk_failed) {
+        if (last_good < cursor) break;  // No progress: nothing more can be read.
         cursor = last_good + 1;
         continue;
       }
@@ -212,21 +240,25 @@ Result<CopyReport> MemoryStore::CopyRowsFrom(const std::string& source_path) {
       const int64_t from = last_good + 1;
       std::optional<int64_t> next;
       bool end_of_table = false;
-      for (int64_t step = 1; step > 0 && from <= std::numeric_limits<int64_t>::max() - step;
-           step *= 2) {
+      for (int shift = 0; shift < 63; ++shift) {
+        const int64_t step = int64_t{1} << shift;  // Doubling by shifting: no signed overflow.
+        if (from > std::numeric_limits<int64_t>::max() - step) break;
         auto p = db_->Prepare(probe);
         if (!p.ok()) continue;
         auto row = p->Bind(1, from + step).Step();
         if (!row.ok()) continue;
-        if (*row) {
-          next = p->Int(0);
-        } else {
+        if (!*row) {
           end_of_table = true;
+          break;
         }
-        break;
+        // A damaged tree can answer a seek with a key behind it: keep leaping.
+        if (p->Int(0) > last_good) {
+          next = p->Int(0);
+          break;
+        }
       }
       ++report.unreadable;
-      if (!next || end_of_table) break;
+      if (!next || end_of_table || *next <= cursor) break;
       cursor = *next;
     }
     if (status.ok()) report.copied[copy.table] += copied;

@@ -3,6 +3,7 @@
 // is half-saved (no message without its session edge, no edge without both ends).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,12 +26,38 @@
 namespace locrit {
 namespace {
 
+using ::locrit::testing::CountRows;
 using ::locrit::testing::FindBrokenInvariants;
 using ::locrit::testing::IsOk;
 using ::locrit::testing::StoreHarness;
 using ::locrit::testing::TempDir;
 
-constexpr size_t kRecord = 40;  // One acknowledged id per fixed-size pipe write (< PIPE_BUF).
+constexpr size_t kRecord = 64;  // "<id> <seq>" per fixed-size pipe write (< PIPE_BUF).
+
+struct Acked {
+  std::string id;
+  int64_t seq = 0;
+};
+
+Acked ParseRecord(const char* record) {
+  const std::string text(record, strnlen(record, kRecord));
+  const size_t space = text.find(' ');
+  return Acked{text.substr(0, space), std::stoll(text.substr(space + 1))};
+}
+
+std::string ScalarText(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+    out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close_v2(db);
+  return out;
+}
 
 int TrialCount() {
   const char* env = std::getenv("LOCRIT_KILL_TRIALS");
@@ -68,7 +95,8 @@ int TrialCount() {
         [fd, &in_flight](Result<SavedMessage> saved) {
           if (saved.ok()) {
             char record[kRecord] = {};
-            std::snprintf(record, sizeof(record), "%s", saved->id.c_str());
+            std::snprintf(record, sizeof(record), "%s %lld", saved->id.c_str(),
+                          static_cast<long long>(saved->seq));
             if (::write(fd, record, sizeof(record)) != static_cast<ssize_t>(sizeof(record))) {
               _exit(4);
             }
@@ -94,17 +122,22 @@ TEST(KillTest, AcknowledgedMessagesSurviveKillNineAndNothingIsHalfSaved) {
       WriteUntilKilled(dir.path().string(), fds[1], seed);
     }
     ::close(fds[1]);
-    // Let it run a random while: sometimes before the first commit, usually mid-stream.
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 120000));
+    // Kill at a moment chosen by progress, not by wall time (which a loaded machine stretches):
+    // after a random number of acknowledgements (sometimes none), plus a random few microseconds.
+    std::vector<Acked> acknowledged;
+    char record[kRecord];
+    const size_t kill_after = rng() % 8 == 0 ? 0 : rng() % 400;
+    while (acknowledged.size() < kill_after &&
+           ::read(fds[0], record, sizeof(record)) == static_cast<ssize_t>(sizeof(record))) {
+      acknowledged.push_back(ParseRecord(record));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
     ASSERT_EQ(::kill(child, SIGKILL), 0);
     int wstatus = 0;
     ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
     ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited by itself with " << WEXITSTATUS(wstatus);
-
-    std::vector<std::string> acknowledged;
-    char record[kRecord];
     while (::read(fds[0], record, sizeof(record)) == static_cast<ssize_t>(sizeof(record))) {
-      acknowledged.emplace_back(record, strnlen(record, sizeof(record)));
+      acknowledged.push_back(ParseRecord(record));
     }
     ::close(fds[0]);
     trials_mid_stream += acknowledged.size() >= 5;
@@ -120,12 +153,21 @@ TEST(KillTest, AcknowledgedMessagesSurviveKillNineAndNothingIsHalfSaved) {
     ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
     ASSERT_OK_AND_ASSIGN(std::string check, store->QuickCheck());
     ASSERT_EQ(check, "ok") << "trial " << trial;
-    // Retention keeps the newest 300: every acknowledged message among the newest 300 must be
-    // there. Acknowledgements arrive in commit order, so those are the last 300 acknowledged.
-    const size_t from = acknowledged.size() > 300 ? acknowledged.size() - 300 : 0;
-    for (size_t i = from; i < acknowledged.size(); ++i) {
-      ASSERT_THAT(store->GetMessage(acknowledged[i]), IsOk())
-          << "trial " << trial << ": acknowledged message " << acknowledged[i] << " is missing";
+    // Retention keeps the newest 300 committed messages by seq. So every acknowledged message
+    // at or above the oldest seq still stored must be there, and none may be newer than the
+    // newest stored one (that would be a lost acknowledged write).
+    int64_t oldest = 0;
+    int64_t newest = 0;
+    if (!acknowledged.empty()) {
+      ASSERT_GT(CountRows(db, "messages"), 0) << "trial " << trial;
+      oldest = std::stoll(ScalarText(db, "SELECT min(seq) FROM messages"));
+      newest = std::stoll(ScalarText(db, "SELECT max(seq) FROM messages"));
+    }
+    for (const Acked& a : acknowledged) {
+      ASSERT_LE(a.seq, newest) << "trial " << trial << ": acknowledged message " << a.id << " lost";
+      if (a.seq < oldest) continue;  // Evicted by retention, legitimately.
+      ASSERT_THAT(store->GetMessage(a.id), IsOk())
+          << "trial " << trial << ": acknowledged message " << a.id << " is missing";
     }
     const std::vector<std::string> broken = FindBrokenInvariants(db);
     ASSERT_TRUE(broken.empty()) << "trial " << trial << ": " << broken.front();

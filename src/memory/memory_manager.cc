@@ -79,6 +79,7 @@ Status LocritMemory::OpenWriter() {
     store = OpenChecked();
   }
   if (!store.ok()) return store.status().WithContext(context);
+  (*store)->ReleaseMemory();
   lock_.emplace(std::move(lock));
   writer_ = std::move(store).value();
   {

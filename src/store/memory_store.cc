@@ -494,6 +494,8 @@ Result<StorageInfo> MemoryStore::Storage() {
   return info;
 }
 
+void MemoryStore::ReleaseMemory() { sqlite3_db_release_memory(db_->raw()); }
+
 Status MemoryStore::Checkpoint() { return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
 
 Status MemoryStore::ReclaimSpace(int64_t pages) {

@@ -394,6 +394,9 @@ class MemoryStore {
   // Checkpoints the WAL into the database file (TRUNCATE).
   Status Checkpoint();
   Result<StorageInfo> Storage();
+  // Frees this connection's page cache (it refills on demand). Called after the open-time checks,
+  // which read every page, so that a thousand idle open stores do not each hold a full cache.
+  void ReleaseMemory();
   // Returns free pages to the file system, at most `pages` of them (0 = all).
   Status ReclaimSpace(int64_t pages);
 

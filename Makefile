@@ -27,6 +27,7 @@ run: deps
 bench: deps
 	$(MAKE) build
 	$(BUILD)/bench/store_bench
+	$(BUILD)/bench/memory_bench
 
 # ASan+UBSan over the unit and fault tiers, in its own build tree.
 sanitize: deps

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "store/internal/schema.h"
 #include "store/memory_store.h"
 #include "tests/support/matchers.h"
 #include "tests/support/store_fixture.h"
@@ -51,6 +52,37 @@ TEST(OpenTest, MigratesAnEmptyFile) {
   ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "hello")), IsOk());
   ASSERT_OK_AND_ASSIGN(StorageInfo info, store->Storage());
   EXPECT_EQ(info.auto_vacuum, 2);
+}
+
+TEST(OpenTest, MigratesAVersionOneStoreForwardKeepingItsData) {
+  StoreHarness harness;
+  {
+    // A store as version 1 left it: only the first migration applied.
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(harness.path().c_str(), &raw), SQLITE_OK);
+    const std::string v1(store_internal::Migrations()[0]);
+    ASSERT_EQ(sqlite3_exec(raw, v1.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw,
+                           "INSERT INTO sessions(id, created_at, last_activity) VALUES ('s', 1, 1);"
+                           "INSERT INTO messages(id, session_id, role, content, created_at) "
+                           "VALUES ('m1', 's', 'user', 'from version one', 1);"
+                           "PRAGMA user_version = 1;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+  EXPECT_EQ(store->SchemaVersion(), store_internal::LatestSchemaVersion());
+  ASSERT_OK_AND_ASSIGN(Message m, store->GetMessage("m1"));
+  EXPECT_EQ(m.content, "from version one");
+  ASSERT_OK_AND_ASSIGN(auto none, store->LastRecoveryEvent());  // A version 2 table.
+  EXPECT_FALSE(none.has_value());
+  RecoveryEvent event;
+  event.reason = "test";
+  ASSERT_THAT(store->RecordRecoveryEvent(event), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto recorded, store->LastRecoveryEvent());
+  ASSERT_TRUE(recorded.has_value());
+  EXPECT_EQ(recorded->reason, "test");
 }
 
 TEST(OpenTest, ReopenKeepsData) {

@@ -52,6 +52,34 @@ std::string Sentence(std::mt19937& rng, int min_words, int max_words) {
   return out;
 }
 
+// Natural text is Zipfian: a few words are everywhere, most are rare. This corpus draws from
+// 4 000 words with P(rank r) ~ 1/r; the uniform one above is the worst case for bm25.
+class ZipfWords {
+ public:
+  ZipfWords() {
+    for (const auto& w : Vocabulary()) words_.push_back(w);
+    for (int i = 0; words_.size() < 4000; ++i) words_.push_back("mot" + std::to_string(i));
+    double total = 0;
+    for (size_t r = 1; r <= words_.size(); ++r) cdf_.push_back(total += 1.0 / static_cast<double>(r));
+    for (double& c : cdf_) c /= total;
+  }
+  std::string Sentence(std::mt19937& rng, int min_words, int max_words) const {
+    std::uniform_real_distribution<double> u(0, 1);
+    const int n = min_words + static_cast<int>(rng() % static_cast<unsigned>(max_words - min_words + 1));
+    std::string out;
+    for (int i = 0; i < n; ++i) {
+      const size_t r = static_cast<size_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u(rng)) - cdf_.begin());
+      if (i > 0) out += ' ';
+      out += words_[std::min(r, words_.size() - 1)];
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::string> words_;
+  std::vector<double> cdf_;
+};
+
 void ReportPercentiles(benchmark::State& state, std::vector<double>& micros) {
   if (micros.empty()) return;
   std::sort(micros.begin(), micros.end());
@@ -133,6 +161,8 @@ BENCHMARK(BM_RawInsertDurable)->UseRealTime()->MinTime(2.0);
 
 // ---- Stores filled with 5 000 messages over 50 sessions, shared by the read benchmarks ----
 
+enum class Corpus { kUniform, kZipf };
+
 struct Filled {
   StoreHarness harness{0};
   std::unique_ptr<MemoryStore> store;
@@ -140,9 +170,9 @@ struct Filled {
   std::unique_ptr<RawDb> raw;
 };
 
-Filled& FilledStores() {
-  static Filled* filled = [] {
+Filled* Fill(Corpus corpus) {
     auto* f = new Filled;
+    static const ZipfWords zipf;
     f->harness.options().durability = Durability::kRelaxed;
     f->store = std::move(f->harness.Open()).value();
     f->raw = std::make_unique<RawDb>(f->raw_dir.File("raw.db"), false);
@@ -152,7 +182,8 @@ Filled& FilledStores() {
     std::mt19937 rng(7);
     for (int i = 0; i < kFill; ++i) {
       const std::string session = "s" + std::to_string(i % 50);
-      const std::string content = Sentence(rng, 8, 30);
+      const std::string content =
+          corpus == Corpus::kZipf ? zipf.Sentence(rng, 8, 30) : Sentence(rng, 8, 30);
       (void)f->store->SaveMessage(StoreHarness::UserMessage(session, content));
       RawInsert(insert, "id" + std::to_string(i), session, content);
     }
@@ -160,8 +191,13 @@ Filled& FilledStores() {
     f->raw->Exec("COMMIT; INSERT INTO f(f) VALUES('rebuild');");
     sqlite3_finalize(insert);
     return f;
-  }();
-  return *filled;
+}
+
+Filled& FilledStores(Corpus corpus = Corpus::kUniform) {
+  static Filled* uniform = Fill(Corpus::kUniform);
+  if (corpus == Corpus::kUniform) return *uniform;
+  static Filled* zipfian = Fill(Corpus::kZipf);
+  return *zipfian;
 }
 
 // ---- 2. History of 20 at 5 000 messages ----
@@ -209,12 +245,14 @@ BENCHMARK(BM_RawHistory20)->MinTime(1.0);
 // ---- 3. Keyword search at 5 000 messages (1 to 3 words) ----
 
 void BM_StoreSearch(benchmark::State& state) {
-  Filled& f = FilledStores();
+  const Corpus corpus = static_cast<Corpus>(state.range(0));
+  Filled& f = FilledStores(corpus);
+  static const ZipfWords zipf;
   std::mt19937 rng(5);
   std::vector<double> micros;
   for (auto _ : state) {
     SearchQuery query;
-    query.text = Sentence(rng, 1, 3);
+    query.text = corpus == Corpus::kZipf ? zipf.Sentence(rng, 1, 3) : Sentence(rng, 1, 3);
     micros.push_back(TimeMicros([&] {
       auto hits = f.store->Search(query);
       benchmark::DoNotOptimize(hits);
@@ -222,26 +260,28 @@ void BM_StoreSearch(benchmark::State& state) {
   }
   ReportPercentiles(state, micros);
 }
-BENCHMARK(BM_StoreSearch)->MinTime(1.0);
+BENCHMARK(BM_StoreSearch)->ArgName("zipf")->Arg(0)->Arg(1)->MinTime(1.0);
 
 void BM_RawFtsSearch(benchmark::State& state) {
-  Filled& f = FilledStores();
+  const Corpus corpus = static_cast<Corpus>(state.range(0));
+  Filled& f = FilledStores(corpus);
+  static const ZipfWords zipf;
   sqlite3_stmt* q = f.raw->Prepare(
       "SELECT m.id, m.content, snippet(f, 0, '[', ']', '…', 12), bm25(f) FROM f "
       "JOIN m ON m.rowid = f.rowid WHERE f MATCH ?1 ORDER BY bm25(f) LIMIT 10");
   std::mt19937 rng(5);
   std::vector<double> micros;
   for (auto _ : state) {
+    // The same words the store benchmark draws, quoted and OR-ed by hand.
+    const std::string text = corpus == Corpus::kZipf ? zipf.Sentence(rng, 1, 3) : Sentence(rng, 1, 3);
     std::string match;
-    for (const char* sep = ""; const auto& w : [&] {
-           std::vector<std::string> ws;
-           const int n = 1 + static_cast<int>(rng() % 3);
-           for (int i = 0; i < n; ++i) ws.push_back(Vocabulary()[rng() % Vocabulary().size()]);
-           return ws;
-         }()) {
-      match += sep;
-      match += "\"" + w + "\"";
-      sep = " OR ";
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find(' ', start);
+      if (end == std::string::npos) end = text.size();
+      if (!match.empty()) match += " OR ";
+      match += "\"" + text.substr(start, end - start) + "\"";
+      start = end + 1;
     }
     micros.push_back(TimeMicros([&] {
       sqlite3_bind_text(q, 1, match.c_str(), -1, SQLITE_TRANSIENT);
@@ -254,7 +294,7 @@ void BM_RawFtsSearch(benchmark::State& state) {
   sqlite3_finalize(q);
   ReportPercentiles(state, micros);
 }
-BENCHMARK(BM_RawFtsSearch)->MinTime(1.0);
+BENCHMARK(BM_RawFtsSearch)->ArgName("zipf")->Arg(0)->Arg(1)->MinTime(1.0);
 
 // ---- 4. Open a 5 000-message store including quick_check ----
 

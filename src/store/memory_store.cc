@@ -377,7 +377,10 @@ Result<User> MemoryStore::GetUser(const std::string& id) {
 
 Status MemoryStore::BeginBatch() {
   if (db_->InTransaction()) return FailedPreconditionError("a batch is already open");
-  return db_->Exec("BEGIN IMMEDIATE");
+  Status status = db_->Exec("BEGIN IMMEDIATE");
+  // See Transaction: one retry absorbs SQLite's echo of an earlier disk-full abort.
+  if (status.code() == StatusCode::kIoError) status = db_->Exec("BEGIN IMMEDIATE");
+  return status;
 }
 
 Status MemoryStore::CommitBatch() {

@@ -197,6 +197,12 @@ Status Db::Error(int rc, std::string_view what) const {
 
 Transaction::Transaction(Db* db) : db_(db), nested_(db->InTransaction()) {
   begin_status_ = db_->Exec(nested_ ? "SAVEPOINT unit" : "BEGIN IMMEDIATE");
+  // After SQLITE_FULL aborted a transaction whose pages had spilled to the WAL, SQLite 3.40 fails
+  // the connection's next BEGIN once more with the same error although the disk has room again.
+  // One retry tells that echo apart from a disk that is still full.
+  if (!begin_status_.ok() && !nested_ && begin_status_.code() == StatusCode::kIoError) {
+    begin_status_ = db_->Exec("BEGIN IMMEDIATE");
+  }
   open_ = begin_status_.ok();
 }
 

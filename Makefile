@@ -40,7 +40,8 @@ TSAN_TARGETS = memory_test memory_stress_test
 tsan: deps
 	$(MAKE) configure BUILD=build-tsan CMAKE_FLAGS="$(CMAKE_FLAGS) -DLOCRIT_SANITIZE=thread -DLOCRIT_BUILD_BENCH=OFF"
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --test-dir build-tsan \
+	LOCRIT_STRESS_SECONDS=10 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --test-dir build-tsan \
 	  --output-on-failure -R '^(MemoryManagerTest|MemoryStressTest)\.'
 
 format:

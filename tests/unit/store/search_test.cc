@@ -12,6 +12,7 @@
 #include "store/internal/fts_query.h"
 #include "store/memory_store.h"
 #include "tests/support/matchers.h"
+#include "tests/support/raw_sql.h"
 #include "tests/support/store_fixture.h"
 
 namespace locrit {
@@ -22,6 +23,7 @@ using ::locrit::store_internal::ExtractSearchTerms;
 using ::locrit::store_internal::QuoteFtsString;
 using ::locrit::testing::FindBrokenInvariants;
 using ::locrit::testing::IsOk;
+using ::locrit::testing::RawSql;
 using ::locrit::testing::StoreHarness;
 using ::testing::AllOf;
 using ::testing::Contains;
@@ -117,41 +119,6 @@ TEST(FtsQueryTest, HandlesAMegabyte) {
 
 // ---- Search over a store ----
 
-// Raw SQL on the store's file through a separate read-write connection.
-class RawSql {
- public:
-  explicit RawSql(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    sqlite3_busy_timeout(db_, 5000);
-    Exec("PRAGMA foreign_keys = ON");
-  }
-  ~RawSql() { sqlite3_close(db_); }
-  RawSql(const RawSql&) = delete;
-  RawSql& operator=(const RawSql&) = delete;
-
-  void Exec(const std::string& sql) {
-    char* error = nullptr;
-    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
-    EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "") << " in " << sql;
-    sqlite3_free(error);
-  }
-
-  // The first column of the first row as text ("" when there is none).
-  std::string Text(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(db_);
-    std::string out;
-    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 std::string Quote(const std::string& text) {
   std::string out = "'";

@@ -18,6 +18,7 @@
 
 #include "store/memory_store.h"
 #include "tests/support/matchers.h"
+#include "tests/support/raw_sql.h"
 #include "tests/support/store_fixture.h"
 
 namespace locrit {
@@ -36,51 +37,32 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 const std::string kModel = "test-embed";
 
-// Raw SQL on the store's file through a separate read-write connection.
-class RawSql {
- public:
-  explicit RawSql(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    sqlite3_busy_timeout(db_, 5000);
-    Exec("PRAGMA foreign_keys = ON");
-  }
-  ~RawSql() { sqlite3_close(db_); }
-  RawSql(const RawSql&) = delete;
-  RawSql& operator=(const RawSql&) = delete;
+using ::locrit::testing::RawSql;
 
-  void Exec(const std::string& sql) {
-    char* error = nullptr;
-    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
-    EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "") << " in " << sql;
-    sqlite3_free(error);
-  }
-
-  struct VectorRow {
-    std::string model;
-    int64_t dim = 0;
-    std::vector<unsigned char> bytes;
-  };
-  std::optional<VectorRow> Vector(const std::string& table, const std::string& id) {
-    sqlite3_stmt* stmt = nullptr;
-    const std::string sql = "SELECT model, dim, vector FROM " + table + " WHERE node_id = ?1";
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK);
-    sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-    std::optional<VectorRow> out;
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-      VectorRow row;
-      row.model = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-      row.dim = sqlite3_column_int64(stmt, 1);
-      const auto* data = static_cast<const unsigned char*>(sqlite3_column_blob(stmt, 2));
-      row.bytes.assign(data, data + sqlite3_column_bytes(stmt, 2));
-      out = std::move(row);
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
+struct VectorRow {
+  std::string model;
+  int64_t dim = 0;
+  std::vector<unsigned char> bytes;
 };
+
+// The stored vector row of node `id` in `table`, read without the store.
+std::optional<VectorRow> ReadVector(RawSql& raw, const std::string& table, const std::string& id) {
+  sqlite3_stmt* stmt = nullptr;
+  const std::string sql = "SELECT model, dim, vector FROM " + table + " WHERE node_id = ?1";
+  EXPECT_EQ(sqlite3_prepare_v2(raw.db(), sql.c_str(), -1, &stmt, nullptr), SQLITE_OK);
+  sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  std::optional<VectorRow> out;
+  if (sqlite3_step(stmt) == SQLITE_ROW) {
+    VectorRow row;
+    row.model = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    row.dim = sqlite3_column_int64(stmt, 1);
+    const auto* data = static_cast<const unsigned char*>(sqlite3_column_blob(stmt, 2));
+    row.bytes.assign(data, data + sqlite3_column_bytes(stmt, 2));
+    out = std::move(row);
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
 
 // Cosine similarity in double precision: the reference the store is checked against.
 double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
@@ -154,7 +136,7 @@ TEST_F(VectorsTest, StoresLittleEndianFloat32WithModelAndDim) {
   const std::vector<float> vector = {1.0f, -2.5f, 0.0f, 3.25f};
   ASSERT_OK(store_->SetEmbedding(NodeType::kMessage, id, kModel, vector));
 
-  const auto row = raw_->Vector("message_vectors", id);
+  const auto row = ReadVector(*raw_, "message_vectors", id);
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(row->model, kModel);
   EXPECT_EQ(row->dim, 4);
@@ -183,7 +165,7 @@ TEST_F(VectorsTest, SetEmbeddingUpserts) {
   ASSERT_OK(
       store_->SetEmbedding(NodeType::kMessage, id, "other-model", std::vector<float>{0, 1, 0}));
   EXPECT_EQ(CountRows(harness_.path(), "message_vectors"), 1);
-  const auto row = raw_->Vector("message_vectors", id);
+  const auto row = ReadVector(*raw_, "message_vectors", id);
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(row->model, "other-model");
   EXPECT_EQ(row->dim, 3);

@@ -67,6 +67,7 @@ enum class PageRole : uint8_t {
   kFreelist,
   kPointerMap,
   kLockByte,
+  kAbsent,  // No image: beyond the file's end and not in the WAL, or past ScanLimits::max_pages.
 };
 
 // One table b-tree found from the schema.
@@ -202,15 +203,15 @@ class Scanner {
         limits_(limits),
         sink_(sink),
         report_(*report),
-        roles_(size_t{source.page_count()} + 1, PageRole::kUnknown),
-        overflow_budget_(kOverflowReadsPerPage * int64_t{source.page_count()} +
+        dense_roles_(size_t{source.dense_pages()} + 1, PageRole::kUnknown),
+        overflow_budget_(kOverflowReadsPerPage * source.existing_pages() +
                          kOverflowReadsSlack) {}
 
   Status Run(const std::optional<Bytes>& trusted_header) {
-    report_.pages_total = source_.page_count();
-    for (uint32_t page = 1; page <= source_.page_count(); ++page) {
+    report_.pages_total = source_.existing_pages();
+    ForEachPage([this](uint32_t page) {
       if (source_.FromWal(page)) ++report_.pages_read_from_wal;
-    }
+    });
     MarkLockBytePage();
     if (trusted_header) {
       auto_vacuum_ = Get32(&(*trusted_header)[52]) != 0;
@@ -238,9 +239,31 @@ class Scanner {
  private:
   bool stopped() const { return report_.stopped_at_limit; }
 
+  PageRole Role(uint32_t page) const {
+    if (page >= 1 && page < dense_roles_.size()) return dense_roles_[page];
+    if (!source_.Exists(page)) return PageRole::kAbsent;
+    const auto it = sparse_roles_.find(page);
+    return it == sparse_roles_.end() ? PageRole::kUnknown : it->second;
+  }
+
+  void SetRole(uint32_t page, PageRole role) {
+    if (page >= 1 && page < dense_roles_.size()) {
+      dense_roles_[page] = role;
+    } else if (source_.Exists(page)) {
+      sparse_roles_[page] = role;
+    }
+  }
+
+  // Calls f(page) for every page that exists, in page order.
+  template <typename F>
+  void ForEachPage(F f) const {
+    for (uint32_t page = 1; page <= source_.dense_pages(); ++page) f(page);
+    for (const uint32_t page : source_.sparse_pages()) f(page);
+  }
+
   void MarkLockBytePage() {
     const uint64_t page = kLockByteOffset / source_.page_size() + 1;
-    if (page <= source_.page_count()) roles_[page] = PageRole::kLockByte;
+    if (page <= source_.page_count()) SetRole(static_cast<uint32_t>(page), PageRole::kLockByte);
   }
 
   // Pointer-map page i sits at 2 + i * (entries per map page + 1) and describes the pages after
@@ -251,7 +274,7 @@ class Scanner {
     std::vector<uint8_t> buffer;
     for (uint64_t page = 2; page <= source_.page_count(); page += stride) {
       const uint32_t p = static_cast<uint32_t>(page);
-      if (roles_[p] != PageRole::kUnknown) continue;
+      if (Role(p) != PageRole::kUnknown) continue;
       RETURN_IF_ERROR(source_.Read(p, &buffer));
       if (buffer.size() < usable_) continue;
       bool plausible = true;
@@ -259,7 +282,7 @@ class Scanner {
         plausible = buffer[at] <= kPtrmapBtree && Get32(&buffer[at + 1]) <= source_.page_count();
       }
       if (!plausible) continue;
-      roles_[p] = PageRole::kPointerMap;
+      SetRole(p, PageRole::kPointerMap);
       pointer_maps_.emplace(p, std::vector<uint8_t>(buffer.begin(), buffer.begin() + usable_));
     }
     return Status::Ok();
@@ -272,8 +295,7 @@ class Scanner {
     RETURN_IF_ERROR(WalkTree(1, &leaves, &damaged));
     RETURN_IF_ERROR(VetLeaves(RowShape::kSchema, &leaves, &damaged));
     report_.schema_readable =
-        !damaged && roles_.size() > 1 &&
-        (roles_[1] == PageRole::kTreeLeaf || roles_[1] == PageRole::kTreeInterior);
+        !damaged && (Role(1) == PageRole::kTreeLeaf || Role(1) == PageRole::kTreeInterior);
     std::vector<uint8_t> buffer;
     for (const uint32_t leaf : leaves) {
       RETURN_IF_ERROR(source_.Read(leaf, &buffer));
@@ -311,7 +333,7 @@ class Scanner {
         if (local && HasShape(*local, shape)) ++shaped;
       }
       if (leaf != 1 && page && page->cell_count > 0 && shaped * 2 < page->cell_count) {
-        roles_[leaf] = PageRole::kUnknown;
+        SetRole(leaf, PageRole::kUnknown);
         *damaged = true;
         ++report_.pages_unparseable;
         continue;
@@ -377,7 +399,7 @@ class Scanner {
       const PendingPage pending = stack.back();
       stack.pop_back();
       const uint32_t number = pending.page;
-      if (number == 0 || number > source_.page_count() || roles_[number] != PageRole::kUnknown ||
+      if (number == 0 || number > source_.page_count() || Role(number) != PageRole::kUnknown ||
           pending.depth > limits_.max_tree_depth) {
         *damaged = true;
         ++report_.pages_unparseable;
@@ -387,7 +409,7 @@ class Scanner {
       const std::optional<BtreePage> page = ParseBtreePage(buffer, number, usable_);
       if (page && (page->type == kIndexInterior || page->type == kIndexLeaf) &&
           pending.depth == 0 && number != 1) {
-        roles_[number] = PageRole::kIndexRoot;  // A WITHOUT ROWID table: not ours to read.
+        SetRole(number, PageRole::kIndexRoot);  // A WITHOUT ROWID table: not ours to read.
         continue;
       }
       if (!page || page->type == kIndexInterior || page->type == kIndexLeaf) {
@@ -424,11 +446,11 @@ class Scanner {
         continue;
       }
       if (page->type == kTableLeaf) {
-        roles_[number] = PageRole::kTreeLeaf;
+        SetRole(number, PageRole::kTreeLeaf);
         leaves->push_back(number);
         continue;
       }
-      roles_[number] = PageRole::kTreeInterior;
+      SetRole(number, PageRole::kTreeInterior);
       // Children in key order: cell i's child holds keys in (key[i-1], key[i]], the right child
       // those above the last key. Pushed in reverse so they are visited in order.
       const size_t first_child = stack.size();
@@ -451,7 +473,7 @@ class Scanner {
     pages->clear();
     const uint64_t per_page = usable_ - 4;
     while (remaining > 0) {
-      if (next < 2 || next > source_.page_count() || roles_[next] != PageRole::kUnknown ||
+      if (next < 2 || next > source_.page_count() || Role(next) != PageRole::kUnknown ||
           overflow_reads_ >= overflow_budget_) {
         return false;
       }
@@ -471,7 +493,7 @@ class Scanner {
     std::vector<uint32_t> sorted = *pages;
     std::sort(sorted.begin(), sorted.end());
     if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return false;
-    for (const uint32_t p : *pages) roles_[p] = PageRole::kOverflow;
+    for (const uint32_t p : *pages) SetRole(p, PageRole::kOverflow);
     return true;
   }
 
@@ -488,7 +510,8 @@ class Scanner {
     }
     const bool spills = local->size() < payload_size;
     // Nor can a chain hold more than the pages there are: a lying size allocates nothing.
-    if (payload_size - local->size() > uint64_t{source_.page_count()} * (usable_ - 4)) {
+    if (payload_size - local->size() >
+        static_cast<uint64_t>(source_.existing_pages()) * (usable_ - 4)) {
       return false;
     }
     payload_.assign(reinterpret_cast<const char*>(local->data()), local->size());
@@ -503,7 +526,7 @@ class Scanner {
     const Bytes record(reinterpret_cast<const uint8_t*>(payload_.data()), payload_.size());
     if (!DecodeRecord(record, &row_.values)) {
       // The chain was claimed for a record that proved bad; give its pages back.
-      for (const uint32_t p : row_.overflow_pages) roles_[p] = PageRole::kUnknown;
+      for (const uint32_t p : row_.overflow_pages) SetRole(p, PageRole::kUnknown);
       return false;
     }
     row_.rowid = static_cast<int64_t>(rowid);
@@ -579,17 +602,17 @@ class Scanner {
     uint32_t trunk = Get32(&header[32]);
     const size_t max_leaves = usable_ / 4 - 2;
     std::vector<uint8_t> buffer;
-    for (uint32_t guard = 0; trunk != 0 && guard < source_.page_count(); ++guard) {
-      if (trunk > source_.page_count() || roles_[trunk] != PageRole::kUnknown) break;
+    for (int64_t guard = 0; trunk != 0 && guard < source_.existing_pages(); ++guard) {
+      if (trunk > source_.page_count() || Role(trunk) != PageRole::kUnknown) break;
       RETURN_IF_ERROR(source_.Read(trunk, &buffer));
       if (buffer.size() < 8) break;
       const uint32_t count = Get32(&buffer[4]);
       if (count > max_leaves || 8 + size_t{count} * 4 > buffer.size()) break;
-      roles_[trunk] = PageRole::kFreelist;
+      SetRole(trunk, PageRole::kFreelist);
       for (uint32_t i = 0; i < count; ++i) {
         const uint32_t leaf = Get32(&buffer[8 + size_t{i} * 4]);
-        if (leaf >= 2 && leaf <= source_.page_count() && roles_[leaf] == PageRole::kUnknown) {
-          roles_[leaf] = PageRole::kFreelist;
+        if (leaf >= 2 && leaf <= source_.page_count() && Role(leaf) == PageRole::kUnknown) {
+          SetRole(leaf, PageRole::kFreelist);
         }
       }
       trunk = Get32(&buffer[0]);
@@ -599,14 +622,17 @@ class Scanner {
 
   // Decodes every table leaf that nothing has claimed: leaves cut off from their root.
   Status ScanOrphans() {
-    for (uint32_t page = 1; page <= source_.page_count() && !stopped(); ++page) {
-      if (roles_[page] != PageRole::kUnknown) continue;
-      RETURN_IF_ERROR(source_.Read(page, &leaf_buffer_));
+    Status status;
+    ForEachPage([&](uint32_t page) {
+      if (!status.ok() || stopped() || Role(page) != PageRole::kUnknown) return;
+      status = source_.Read(page, &leaf_buffer_);
       const size_t flag_at = page == 1 ? kDbHeaderSize : 0;
-      if (leaf_buffer_.size() <= flag_at || leaf_buffer_[flag_at] != kTableLeaf) continue;
-      RETURN_IF_ERROR(DecodeLeaf(page, "", /*orphan=*/true, /*internal=*/false));
-    }
-    return Status::Ok();
+      if (!status.ok() || leaf_buffer_.size() <= flag_at || leaf_buffer_[flag_at] != kTableLeaf) {
+        return;
+      }
+      status = DecodeLeaf(page, "", /*orphan=*/true, /*internal=*/false);
+    });
+    return status;
   }
 
   const PageSource& source_;
@@ -615,7 +641,10 @@ class Scanner {
   const std::function<void(const ScannedRow&)>& sink_;
   ScanReport& report_;
 
-  std::vector<PageRole> roles_;  // Indexed by page number; [0] unused.
+  // What each existing page is: dense_roles_[page] for the pages of the file (dense_roles_[0]
+  // unused), sparse_roles_ for WAL pages beyond it.
+  std::vector<PageRole> dense_roles_;
+  std::unordered_map<uint32_t, PageRole> sparse_roles_;
   std::vector<TreeInfo> trees_;
   std::unordered_map<uint32_t, std::string> root_names_;
   std::unordered_map<uint32_t, std::vector<uint8_t>> pointer_maps_;  // Plausible map pages.

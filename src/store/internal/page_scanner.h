@@ -87,7 +87,7 @@ struct ScanReport {
   uint32_t usable_size = 0;          // Page size minus reserved bytes.
   bool header_valid = false;         // Magic and geometry fields sane and matching the pages.
   int text_encoding = 0;             // 1 UTF-8, 2 UTF-16le, 3 UTF-16be; 0 unknown.
-  int64_t pages_total = 0;           // Pages of the database (file plus committed WAL).
+  int64_t pages_total = 0;           // Pages that exist (in the file or the committed WAL).
   int64_t pages_read_from_wal = 0;   // Of those, pages whose image came from the WAL.
   int64_t wal_frames_applied = 0;    // Valid frames up to the last commit.
   int64_t pages_unparseable = 0;     // Pages a tree points to that are not usable tree pages.

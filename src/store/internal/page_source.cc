@@ -158,17 +158,29 @@ PageSource::PageSource(const ReadOnlyFile* db, const ReadOnlyFile* wal, const Wa
   const uint64_t file_pages = (db_->size() + page_size_ - 1) / page_size_;
   uint64_t count = file_pages;
   if (image_ != nullptr) {
-    // The commit frame says how big the database is, and a checksummed frame may name any page
-    // number; but a page exists only in the file or as a WAL image. Pages that SQLite never
-    // writes (the lock-byte page, free pages it drops from a commit) get as much room again.
-    const uint64_t can_exist = file_pages + 2 * uint64_t{image_->page_offset.size()} + 1;
-    count = std::min<uint64_t>(
-        {image_->db_pages, std::max<uint64_t>(file_pages, image_->max_page), can_exist});
+    // The commit frame says how big the database is; pages beyond what exists read as absent.
+    count = std::min<uint64_t>(image_->db_pages, std::max<uint64_t>(file_pages, image_->max_page));
   }
-  const uint64_t cap =
-      std::min<uint64_t>(kMaxPageNumber, static_cast<uint64_t>(std::max<int64_t>(max_pages, 0)));
-  capped_ = count > cap;
-  page_count_ = static_cast<uint32_t>(std::min(count, cap));
+  page_count_ = static_cast<uint32_t>(std::min<uint64_t>(count, kMaxPageNumber));
+  uint64_t budget = static_cast<uint64_t>(std::max<int64_t>(max_pages, 0));
+  dense_pages_ = static_cast<uint32_t>(std::min<uint64_t>({file_pages, page_count_, budget}));
+  capped_ = dense_pages_ < std::min<uint64_t>(file_pages, page_count_);
+  budget -= dense_pages_;
+  if (image_ != nullptr) {
+    for (const auto& [page, offset] : image_->page_offset) {
+      if (page > dense_pages_ && page <= page_count_) sparse_pages_.push_back(page);
+    }
+    std::sort(sparse_pages_.begin(), sparse_pages_.end());
+    if (sparse_pages_.size() > budget) {
+      sparse_pages_.resize(static_cast<size_t>(budget));
+      capped_ = true;
+    }
+  }
+}
+
+bool PageSource::Exists(uint32_t page) const {
+  if (page >= 1 && page <= dense_pages_) return true;
+  return std::binary_search(sparse_pages_.begin(), sparse_pages_.end(), page);
 }
 
 bool PageSource::FromWal(uint32_t page) const {
@@ -178,7 +190,7 @@ bool PageSource::FromWal(uint32_t page) const {
 Status PageSource::Read(uint32_t page, std::vector<uint8_t>* out) const {
   out->resize(page_size_);
   size_t n = 0;
-  if (page >= 1 && page <= page_count_) {
+  if (Exists(page)) {
     const auto in_wal = image_ != nullptr ? image_->page_offset.find(page)
                                           : std::unordered_map<uint32_t, uint64_t>::const_iterator();
     if (image_ != nullptr && in_wal != image_->page_offset.end()) {

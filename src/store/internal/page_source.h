@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <optional>
 #include <span>
 #include <string>
@@ -57,10 +58,11 @@ Result<std::optional<WalImage>> ReadWal(const ReadOnlyFile& wal);
 // Page images of the database as of the last valid WAL commit: the WAL's image when it has
 // one, the file's otherwise. Thread-compatible; does not own the files or the image.
 //
-// The page count is what the last commit frame states (or the file's size without a WAL), but
-// never more than the pages that can exist: those of the file plus those the WAL holds (with
-// room for pages SQLite never writes, such as the lock-byte page and free pages), and never
-// more than `max_pages`.
+// Page numbers run to what the last commit frame states (or the file's size without a WAL), but
+// only pages with an image exist: the file's, and beyond the file's end those the WAL holds. A
+// damaged file can be short and its WAL still hold high page numbers, and a checksummed frame
+// can name any page number, so what a reader allocates or visits is sized by the pages that
+// exist (at most `max_pages` of them), never by the numbers.
 class PageSource {
  public:
   // `wal` and `image` are both null or both set.
@@ -68,8 +70,14 @@ class PageSource {
              uint32_t page_size, int64_t max_pages);
 
   uint32_t page_size() const { return page_size_; }
+  // The highest page number of the database.
   uint32_t page_count() const { return page_count_; }
-  // Whether the database claims more pages than `max_pages` let this source show.
+  // Pages 1..dense_pages() exist; beyond them, only sparse_pages() (ascending) do.
+  uint32_t dense_pages() const { return dense_pages_; }
+  const std::vector<uint32_t>& sparse_pages() const { return sparse_pages_; }
+  int64_t existing_pages() const { return int64_t{dense_pages_} + int64_t(sparse_pages_.size()); }
+  bool Exists(uint32_t page) const;
+  // Whether more pages exist than `max_pages` let this source show.
   bool capped() const { return capped_; }
   bool FromWal(uint32_t page) const;
 
@@ -83,6 +91,8 @@ class PageSource {
   const WalImage* image_;  // Null when no WAL applies.
   uint32_t page_size_;
   uint32_t page_count_ = 0;
+  uint32_t dense_pages_ = 0;
+  std::vector<uint32_t> sparse_pages_;
   bool capped_ = false;
 };
 

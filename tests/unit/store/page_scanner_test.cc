@@ -281,10 +281,7 @@ void ExpectConsistent(const Scan& scan) {
   EXPECT_LE(r.orphan_leaf_pages, r.leaf_pages);
   EXPECT_LE(r.leaf_pages, r.pages_total);
   EXPECT_LE(r.pages_read_from_wal, r.pages_total);
-  for (const ScannedRow& row : scan.rows) {
-    EXPECT_GE(row.page, 1u);
-    EXPECT_LE(row.page, static_cast<uint64_t>(r.pages_total));
-  }
+  for (const ScannedRow& row : scan.rows) EXPECT_GE(row.page, 1u);
 }
 
 // --- Files ---
@@ -1160,9 +1157,10 @@ TEST_F(PageScannerWalTest, WalClaimingHugePagesIsClampedToTheFiles) {
   WriteBytes(copy + "-wal", wal);
   ASSERT_OK_AND_ASSIGN(const Scan scan, ScanFiles(copy, copy + "-wal"));
   ExpectConsistent(scan);
+  // Only pages that have an image count: the file's and the WAL's.
   const int64_t file_pages =
       static_cast<int64_t>(std::filesystem::file_size(copy) / page_size);
-  EXPECT_LE(scan.report.pages_total, file_pages + 2 * static_cast<int64_t>(frames) + 1);
+  EXPECT_LE(scan.report.pages_total, file_pages + static_cast<int64_t>(frames));
   EXPECT_GT(scan.report.cells_decoded, 0);
 }
 
@@ -1212,7 +1210,7 @@ TEST(PageScannerHostileTest, RandomFilesAndHeadersNeverCrash) {
     ASSERT_TRUE(scan.ok()) << scan.status();
     ExpectConsistent(*scan);
     EXPECT_LE(scan->report.pages_total,
-              static_cast<int64_t>(bytes.size() / 512 + 1 + 2 * (wal.size() / (24 + 512)) + 1));
+              static_cast<int64_t>(bytes.size() / 512 + 1 + wal.size() / (24 + 512)));
     if (::testing::Test::HasFailure()) FAIL();
   }
 }

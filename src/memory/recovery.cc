@@ -175,8 +175,14 @@ Result<RecoveryEvent> RecoverMemory(const std::string& directory, const StoreOpt
     if (fs::exists(quarantine / "memory.db")) {
       ASSIGN_OR_RETURN(const fs::path source, ScratchCopy(dir, quarantine / "memory.db", true));
       ASSIGN_OR_RETURN(CopyReport salvaged, CopyWhatCanBeRead(*fresh, source));
+      // Then the rows SQL could not reach, read page by page from the quarantined files
+      // themselves (read-only; the SQL pass may have checkpointed the scratch copy's WAL).
+      ASSIGN_OR_RETURN(const CopyReport scanned,
+                       fresh->CopyScannedRowsFrom((quarantine / "memory.db").string(),
+                                                  (quarantine / "memory.db-wal").string()));
       event.rows_salvaged = salvaged.copied;
-      unreadable = salvaged.unreadable;
+      for (const auto& [table, n] : scanned.copied) event.rows_salvaged[table] += n;
+      unreadable = salvaged.unreadable + scanned.rows_rejected;
     }
     const std::vector<std::string> snapshots = ListSnapshots(directory);
     if (!snapshots.empty()) {

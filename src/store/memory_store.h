@@ -240,6 +240,9 @@ struct CopyReport {
   std::map<std::string, int64_t> copied;  // Per table: rows added to this store.
   int64_t unreadable = 0;                 // Row ranges of one rowid that could not be read.
   std::vector<std::string> unreadable_tables;  // Tables whose extent could not be read at all.
+  // The page pass (CopyScannedRowsFrom) only:
+  int64_t rows_rejected = 0;      // Rows of a known table that break a constraint of this store.
+  int64_t rows_unclassified = 0;  // Orphan rows that fit no table, or more than one.
 };
 
 struct ImportReport {
@@ -373,6 +376,14 @@ class MemoryStore {
   // narrowed down to single rowids and skipped. Messages whose session or user is missing get a
   // placeholder session/user rather than being lost.
   Result<CopyReport> CopyRowsFrom(const std::string& source_path);
+  // The page pass, run after CopyRowsFrom: reads the damaged file at `db_path` (and its WAL at
+  // `wal_path`, if any) page by page without SQLite and adds the rows this store still lacks:
+  // rows of trees whose interior pages are damaged, rows of leaves cut off from their tree.
+  // Schema-driven: the targets are this store's tables; a record's values fill the table's
+  // columns in declaration order (its rowid the INTEGER PRIMARY KEY). Parents are inserted
+  // before children; a row that breaks a constraint is skipped and counted, and so is an orphan
+  // row whose shape fits no table or several. Never modifies the files it reads.
+  Result<CopyReport> CopyScannedRowsFrom(const std::string& db_path, const std::string& wal_path);
   // Recreates what can be derived: missing SENT/PART_OF edges of messages, the FTS indexes, and
   // the message counters.
   Status RebuildDerivedData();

@@ -85,6 +85,23 @@ class RecoveryTest : public ::testing::Test {
 
   int64_t Messages() { return CountRows(DbPath(), "messages"); }
 
+  // Opens the memory through a manager (which recovers it if it is damaged), returns its last
+  // recovery event, and shuts the manager down.
+  std::optional<RecoveryEvent> OpenAndReadRecoveryEvent() {
+    MemoryManager manager(options_);
+    Result<Handle> memory = Get(manager);
+    EXPECT_THAT(memory, IsOk());
+    if (!memory.ok()) return std::nullopt;
+    auto event = Await<std::optional<RecoveryEvent>>([&](auto done) {
+      (*memory)->Read<std::optional<RecoveryEvent>>(
+          [](MemoryStore& store) { return store.LastRecoveryEvent(); }, done);
+    });
+    EXPECT_THAT(event, IsOk());
+    memory = Status(StatusCode::kCancelled, "released");
+    manager.Shutdown();
+    return event.ok() ? *event : std::nullopt;
+  }
+
   TempDir dir_;
   FakeClock clock_;
   IdGenerator ids_{&clock_, 5};
@@ -122,20 +139,31 @@ TEST_F(RecoveryTest, UnreadableFileIsRebuiltFromTheNewestSnapshot) {
   clock_.AdvanceMillis(1000);
   Snapshot();
   Populate(10, 50);  // Written after the snapshot: lost with the file.
-  OverwritePages(1, 1, 'x');  // The header: not a database any more.
-  MemoryManager manager(options_);
-  ASSERT_OK_AND_ASSIGN(Handle memory, Get(manager));
-  auto event = Await<std::optional<RecoveryEvent>>([&](auto done) {
-    memory->Read<std::optional<RecoveryEvent>>(
-        [](MemoryStore& store) { return store.LastRecoveryEvent(); }, done);
-  });
-  ASSERT_THAT(event, IsOk());
-  ASSERT_TRUE(event->has_value());
-  EXPECT_EQ((*event)->rows_from_snapshot.at("messages"), 50);
-  EXPECT_FALSE((*event)->snapshot_path.empty());
-  memory.reset();
-  manager.Shutdown();
+  // Every page: not a database any more, and nothing left to read page by page.
+  OverwritePages(1, static_cast<int64_t>(fs::file_size(DbPath()) / 4096), 'x');
+  const std::optional<RecoveryEvent> event = OpenAndReadRecoveryEvent();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->rows_from_snapshot.at("messages"), 50);
+  EXPECT_FALSE(event->snapshot_path.empty());
   EXPECT_EQ(Messages(), 50);
+  EXPECT_TRUE(FindBrokenInvariants(DbPath()).empty());
+}
+
+TEST_F(RecoveryTest, OverwrittenHeaderLosesNoRowThePagesStillHold) {
+  Populate(50);
+  clock_.AdvanceMillis(1000);
+  Snapshot();
+  Populate(10, 50);  // Written after the snapshot: only the damaged file has them.
+  OverwritePages(1, 1, 'x');  // The header and the schema: SQL can read nothing.
+  const std::optional<RecoveryEvent> event = OpenAndReadRecoveryEvent();
+  ASSERT_TRUE(event.has_value());
+  // The page pass found every message on its leaf, the newest ten included.
+  EXPECT_EQ(event->rows_salvaged.at("messages"), 60);
+  EXPECT_EQ(event->rows_from_snapshot.count("messages") == 0
+                ? 0
+                : event->rows_from_snapshot.at("messages"),
+            0);
+  EXPECT_EQ(Messages(), 60);
   EXPECT_TRUE(FindBrokenInvariants(DbPath()).empty());
 }
 

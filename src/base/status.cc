@@ -20,6 +20,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kIoError: return "io_error";
     case StatusCode::kCorruption: return "corruption";
     case StatusCode::kInternal: return "internal";
+    case StatusCode::kLlmError: return "llm_error";
   }
   return "unknown";
 }

@@ -28,6 +28,7 @@ enum class StatusCode {
   kIoError,
   kCorruption,
   kInternal,
+  kLlmError,  // The language model server failed or answered something unusable.
 };
 
 // The stable snake_case name of a code ("not_found"), used on the wire and in logs.
@@ -85,6 +86,7 @@ inline Status UnimplementedError(std::string m) {
 inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
 inline Status CorruptionError(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
 inline Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status LlmError(std::string m) { return {StatusCode::kLlmError, std::move(m)}; }
 
 // Either a T or a non-OK Status. Constructing a Result from an OK Status is a bug (aborts).
 template <typename T>

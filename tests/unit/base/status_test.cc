@@ -39,6 +39,7 @@ TEST(StatusTest, CodesHaveStableNames) {
   EXPECT_EQ(StatusCodeName(StatusCode::kFailedPrecondition), "failed_precondition");
   EXPECT_EQ(StatusCodeName(StatusCode::kIoError), "io_error");
   EXPECT_EQ(StatusCodeName(StatusCode::kCorruption), "corruption");
+  EXPECT_EQ(StatusCodeName(StatusCode::kLlmError), "llm_error");
   EXPECT_EQ(NotFoundError("x").ToString(), "not_found: x");
 }
 

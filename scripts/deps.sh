@@ -7,6 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config ccache
   libsqlite3-dev sqlite3
   libfmt-dev libcli11-dev
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libssl-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

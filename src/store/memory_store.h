@@ -276,8 +276,9 @@ class MemoryStore {
 
   // ---- Messages and sessions ----
 
-  // One transaction: upsert user and session, insert the message with the next seq, SENT,
-  // PART_OF, RESPONDS_TO (to the previous message of the session), FTS entry, and retention.
+  // One transaction: upsert user and session, insert the message with the next seq (its SENT and
+  // PART_OF edges are its own columns), RESPONDS_TO (to the previous message of the session), FTS
+  // entry, and retention.
   Result<SavedMessage> SaveMessage(const NewMessage& message);
   // The newest `limit` messages of the session (before `before_seq`), in chronological order.
   // not_found when the session does not exist.
@@ -384,8 +385,8 @@ class MemoryStore {
   // before children; a row that breaks a constraint is skipped and counted, and so is an orphan
   // row whose shape fits no table or several. Never modifies the files it reads.
   Result<CopyReport> CopyScannedRowsFrom(const std::string& db_path, const std::string& wal_path);
-  // Recreates what can be derived: missing SENT/PART_OF edges of messages, the FTS indexes, and
-  // the message counters.
+  // Recreates what can be derived: the users of messages whose user row was lost (so that every
+  // message has its SENT edge), the FTS indexes, and the message counters.
   Status RebuildDerivedData();
   Status RecordRecoveryEvent(const RecoveryEvent& event);
   Result<std::optional<RecoveryEvent>> LastRecoveryEvent();
@@ -414,6 +415,7 @@ class MemoryStore {
  private:
   MemoryStore(StoreOptions options, std::unique_ptr<store_internal::Db> db);
   Status Configure(bool is_new);
+  Status CheckRecordedVersion(int64_t version);
   Status Migrate();
   Status EnforceRetention(SavedMessage& saved);
   Status EnsureSession(const NewMessage& message, int64_t now);

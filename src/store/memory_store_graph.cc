@@ -231,6 +231,17 @@ EdgeSql MakeEdgeSql(const EdgeTable& e) {
   sql.upsert = fmt::format(
       "INSERT INTO {}({}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {} RETURNING {}", e.table,
       insert_columns, values, e.key, updates, columns);
+  // SENT and PART_OF are views over their message's columns: "adding" one that restates the
+  // message (AddRelation checks that it does) sets its property on the message.
+  if (e.type == RelationType::kSent) {
+    sql.upsert =
+        "UPDATE messages SET sent_weight = ?3 WHERE id = ?2 AND user_id = ?1 "
+        "RETURNING seq, user_id, id, sent_weight, 0, ''";
+  } else if (e.type == RelationType::kPartOf) {
+    sql.upsert =
+        "UPDATE messages SET position = ?4 WHERE id = ?1 AND session_id = ?2 "
+        "RETURNING seq, id, session_id, 1.0, position, ''";
+  }
   sql.delete_by_id = fmt::format("DELETE FROM {} WHERE id = ?1", e.table);
   const bool lead_from = GraphLeadIsFrom(e.type);
   sql.by_lead = fmt::format("SELECT id, {} FROM {} WHERE {} = ?1",
@@ -845,17 +856,11 @@ Status MemoryStore::DeleteRelation(const std::string& id) {
   if (ref.table->type == RelationType::kSent || ref.table->type == RelationType::kPartOf) {
     // Every message keeps the SENT and PART_OF edges that restate its own columns
     // (docs/memory-format.md, invariant 2); they go with the message.
-    ASSIGN_OR_RETURN(Stmt derived, db_->Prepare(
-        ref.table->type == RelationType::kSent
-            ? "SELECT 1 FROM sent e JOIN messages m ON m.id = e.message_id "
-              "WHERE e.id = ?1 AND m.user_id = e.user_id"
-            : "SELECT 1 FROM part_of e JOIN messages m ON m.id = e.message_id "
-              "WHERE e.id = ?1 AND m.session_id = e.session_id"));
-    ASSIGN_OR_RETURN(const bool is_derived, derived.Bind(1, ref.rowid).Step());
-    if (is_derived) {
-      return FailedPreconditionError(fmt::format(
-          "relation {} belongs to its message; delete the message instead", id));
-    }
+    ASSIGN_OR_RETURN(Stmt derived, db_->Prepare(SqlFor(*ref.table).select_by_id));
+    ASSIGN_OR_RETURN(const bool exists, derived.Bind(1, ref.rowid).Step());
+    if (!exists) return NotFoundError(fmt::format("relation {} does not exist", id));
+    return FailedPreconditionError(
+        fmt::format("relation {} belongs to its message; delete the message instead", id));
   }
   {
     ASSIGN_OR_RETURN(Stmt stmt, db_->Prepare(SqlFor(*ref.table).delete_by_id));

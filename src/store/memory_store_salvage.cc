@@ -31,7 +31,7 @@ namespace {
 
 using store_internal::SalvageTable;
 
-constexpr std::array<SalvageTable, 17> kTables = {{
+constexpr std::array<SalvageTable, 15> kTables = {{
     {"users", "rowid", "id, name, created_at", "id, name, created_at", "1", ""},
     {"sessions", "rowid", "id, user_id, name, topic, created_at, last_activity, message_count",
      "id, user_id, name, topic, created_at, last_activity, 0", "1", ""},
@@ -41,17 +41,16 @@ constexpr std::array<SalvageTable, 17> kTables = {{
      "rid, id, name, type, description, confidence, created_at", "1", ""},
     {"memories", "rid", "rid, id, content, importance, created_at, last_accessed, metadata",
      "rid, id, content, importance, created_at, last_accessed, metadata", "1", ""},
-    {"messages", "seq", "seq, id, session_id, user_id, role, content, created_at, metadata, status",
-     "seq, id, session_id, user_id, role, content, created_at, metadata, status", "1",
+    {"messages", "seq",
+     "seq, id, session_id, user_id, role, content, created_at, metadata, status, position, "
+     "sent_weight",
+     "seq, id, session_id, user_id, role, content, created_at, metadata, status, position, "
+     "sent_weight",
+     "1",
      // A message outlives the loss of its session row: give it a placeholder session.
      "INSERT OR IGNORE INTO main.sessions(id, user_id, name, topic, created_at, last_activity) "
      "SELECT session_id, user_id, '', '', created_at, created_at FROM src.messages "
      "WHERE seq >= ?1 AND seq < ?2"},
-    {"sent", "id", "id, user_id, message_id, weight", "id, user_id, message_id, weight",
-     "user_id IN (SELECT id FROM main.users) AND message_id IN (SELECT id FROM main.messages)", ""},
-    {"part_of", "id", "id, message_id, session_id, position", "id, message_id, session_id, position",
-     "message_id IN (SELECT id FROM main.messages) AND session_id IN (SELECT id FROM main.sessions)",
-     ""},
     {"responds_to", "id", "id, from_id, to_id, delay_seconds", "id, from_id, to_id, delay_seconds",
      "from_id IN (SELECT id FROM main.messages) AND to_id IN (SELECT id FROM main.messages)", ""},
     {"mentions", "id", "id, message_id, concept_id, confidence",
@@ -274,15 +273,6 @@ Status MemoryStore::RebuildDerivedData() {
   RETURN_IF_ERROR(db_->Exec(R"sql(
     INSERT OR IGNORE INTO users(id, name, created_at)
       SELECT user_id, '', min(created_at) FROM messages WHERE user_id <> '' GROUP BY user_id;
-    INSERT OR IGNORE INTO sent(user_id, message_id)
-      SELECT m.user_id, m.id FROM messages m
-       WHERE m.user_id <> '' AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.message_id = m.id);
-    INSERT OR IGNORE INTO part_of(message_id, session_id, position)
-      SELECT m.id, m.session_id,
-             (SELECT count(*) FROM messages e WHERE e.session_id = m.session_id AND e.seq < m.seq)
-        FROM messages m
-       WHERE NOT EXISTS (SELECT 1 FROM part_of p WHERE p.message_id = m.id
-                                                   AND p.session_id = m.session_id);
     INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
     INSERT INTO memories_fts(memories_fts) VALUES ('rebuild');
     INSERT INTO concepts_fts(concepts_fts) VALUES ('rebuild');

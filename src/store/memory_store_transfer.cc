@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -843,6 +844,7 @@ class Importer {
     for (size_t i = 0; i < values.size(); ++i)
       BindValue(insert, static_cast<int>(i + 1), values[i]);
     RETURN_IF_ERROR(insert.Run());
+    if (spec.type == NodeType::kMessage) messages_inserted_.insert(id);
     ++report_.inserted;
     return Status::Ok();
   }
@@ -857,6 +859,9 @@ class Importer {
     }
     RETURN_IF_ERROR(RequireNode("from", RelationFromType(spec.type), from));
     RETURN_IF_ERROR(RequireNode("to", RelationToType(spec.type), to));
+    if (spec.type == RelationType::kSent || spec.type == RelationType::kPartOf) {
+      return ApplyMessageEdge(spec, from, to, properties.front());
+    }
     std::string columns = fmt::format("{}, {}", spec.from_column, spec.to_column);
     for (const Field& field : spec.properties) columns += fmt::format(", {}", field.column);
     // DO NOTHING on the table's UNIQUE natural key: an edge already there is kept as it is.
@@ -873,6 +878,38 @@ class Importer {
     } else {
       ++report_.inserted;
     }
+    return Status::Ok();
+  }
+
+  // SENT and PART_OF are views over their message's user_id/session_id (docs/memory-format.md):
+  // the line must restate the message. Like any edge, it is new only if its message is new in
+  // this import (its property is then set on the message); otherwise it is kept as it is.
+  Status ApplyMessageEdge(const EdgeSpec& spec, const std::string& from, const std::string& to,
+                          const Value& property) {
+    const bool sent = spec.type == RelationType::kSent;
+    const std::string& message_id = sent ? to : from;
+    const std::string& owner = sent ? from : to;
+    ASSIGN_OR_RETURN(Stmt message,
+                     db_.Prepare("SELECT user_id, session_id FROM messages WHERE id = ?1"));
+    ASSIGN_OR_RETURN(const bool found, message.Bind(1, message_id).Step());
+    if (!found) return InternalError("message vanished during import");  // RequireNode passed.
+    const bool is_new = messages_inserted_.contains(message_id);
+    if (message.TextView(sent ? 0 : 1) != owner) {
+      return InvalidArgumentError(fmt::format(
+          "{}: message \"{}\" belongs to {} \"{}\", not \"{}\"", RelationTypeName(spec.type),
+          message_id, sent ? "user" : "session", message.TextView(sent ? 0 : 1), owner));
+    }
+    if (!is_new) {
+      ++report_.skipped;
+      return Status::Ok();
+    }
+    ASSIGN_OR_RETURN(Stmt update,
+                     db_.Prepare(sent ? "UPDATE messages SET sent_weight = ?2 WHERE id = ?1"
+                                      : "UPDATE messages SET position = ?2 WHERE id = ?1"));
+    update.Bind(1, message_id);
+    BindValue(update, 2, property);
+    RETURN_IF_ERROR(update.Run());
+    ++report_.inserted;
     return Status::Ok();
   }
 
@@ -967,6 +1004,8 @@ class Importer {
   Db& db_;
   ImportReport report_;
   bool header_seen_ = false;
+  // Messages this import created: their SENT and PART_OF lines are new edges, not duplicates.
+  std::unordered_set<std::string> messages_inserted_;
 };
 
 }  // namespace
@@ -982,7 +1021,7 @@ Status MemoryStore::ClearAll() {
     // (the vector caches of other connections rely on that) and the deletes have bumped it.
     RETURN_IF_ERROR(db_->Exec(
         "DELETE FROM message_vectors; DELETE FROM memory_vectors; DELETE FROM concept_vectors;"
-        "DELETE FROM sent; DELETE FROM part_of; DELETE FROM responds_to; DELETE FROM mentions;"
+        "DELETE FROM responds_to; DELETE FROM mentions;"
         "DELETE FROM relates_to; DELETE FROM discusses; DELETE FROM learns;"
         "DELETE FROM messages; DELETE FROM memories; DELETE FROM concepts; DELETE FROM topics;"
         "DELETE FROM sessions; DELETE FROM users;"

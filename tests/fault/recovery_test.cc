@@ -123,7 +123,9 @@ TEST_F(RecoveryTest, DamagedPagesAreQuarantinedAndTheRestSalvaged) {
     ASSERT_THAT(event, IsOk());
     ASSERT_TRUE(event->has_value());
     const RecoveryEvent& e = **event;
-    EXPECT_NE(e.reason.find("integrity"), std::string::npos) << e.reason;
+    // Found by quick_check or by the first read that meets a zeroed page, depending on what the
+    // zeroed pages held.
+    EXPECT_THAT(e.reason, ::testing::ContainsRegex("integrity|malformed"));
     EXPECT_GT(e.rows_salvaged.at("messages"), 300);
     EXPECT_TRUE(fs::exists(fs::path(e.quarantine_path) / "memory.db"));
     EXPECT_EQ(fs::path(e.quarantine_path).parent_path(), LocritDir() / "quarantine");

@@ -44,7 +44,9 @@ CREATE TABLE messages(
   content    TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   metadata   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
-  status     TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'unanswered', 'incomplete'))
+  status     TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'unanswered', 'incomplete')),
+  position    INTEGER NOT NULL DEFAULT 0 CHECK (position >= 0),  -- PART_OF's property
+  sent_weight REAL NOT NULL DEFAULT 1.0                          -- SENT's property
 );
 CREATE INDEX messages_by_session ON messages(session_id, seq);
 
@@ -77,26 +79,16 @@ CREATE TABLE topics(
   created_at  INTEGER NOT NULL
 );
 
+-- SENT and PART_OF restate a message's own user_id and session_id: a message has exactly one of
+-- each, created and deleted with it. They are views over messages rather than tables, which
+-- spares every save six B-tree updates (a table, its key and its reverse index, twice).
+CREATE VIEW sent(id, user_id, message_id, weight) AS
+  SELECT m.seq, m.user_id, m.id, m.sent_weight FROM messages m JOIN users u ON u.id = m.user_id;
+CREATE VIEW part_of(id, message_id, session_id, position) AS
+  SELECT seq, id, session_id, position FROM messages;
+
 -- Relations. UNIQUE(from, to) makes an edge's natural key its identity (import is idempotent);
 -- the second index serves the cascade from the other end.
-CREATE TABLE sent(
-  id         INTEGER PRIMARY KEY,
-  user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-  weight     REAL NOT NULL DEFAULT 1.0,
-  UNIQUE (message_id, user_id)
-);
-CREATE INDEX sent_by_user ON sent(user_id);
-
-CREATE TABLE part_of(
-  id         INTEGER PRIMARY KEY,
-  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-  position   INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (message_id, session_id)
-);
-CREATE INDEX part_of_by_session ON part_of(session_id);
-
 CREATE TABLE responds_to(
   id            INTEGER PRIMARY KEY,
   from_id       TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,

@@ -66,7 +66,8 @@ TEST(OpenTest, MigratesAVersionOneStoreForwardKeepingItsData) {
                            "INSERT INTO sessions(id, created_at, last_activity) VALUES ('s', 1, 1);"
                            "INSERT INTO messages(id, session_id, role, content, created_at) "
                            "VALUES ('m1', 's', 'user', 'from version one', 1);"
-                           "PRAGMA user_version = 1;",
+                           "PRAGMA user_version = 1;"
+                           "INSERT INTO counters(name, value) VALUES ('schema_version', 1);",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(raw);
@@ -107,13 +108,41 @@ TEST(OpenTest, NewerSchemaIsRefusedWithoutTouchingTheFile) {
   {
     sqlite3* raw = nullptr;
     ASSERT_EQ(sqlite3_open(harness.path().c_str(), &raw), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+    // A newer build records its version in both places.
+    ASSERT_EQ(sqlite3_exec(raw,
+                           "PRAGMA user_version = 99;"
+                           "UPDATE counters SET value = 99 WHERE name = 'schema_version';",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
     sqlite3_close(raw);
   }
   auto store = harness.Open();
   EXPECT_THAT(store, StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_NE(store.status().message().find("99"), std::string::npos);
   EXPECT_EQ(CountRows(harness.path(), "messages"), 1);
+}
+
+// The header's version field has no checksum: a flipped byte there is damage to repair, not a
+// newer build to wait for, and a zeroed one must not make the store look new.
+TEST(OpenTest, HeaderVersionThatDisagreesWithTheRecordedOneIsCorruption) {
+  for (const int64_t damaged : {int64_t{0}, int64_t{1}, int64_t{53506}}) {
+    SCOPED_TRACE(damaged);
+    StoreHarness harness;
+    {
+      ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+      ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "x")), IsOk());
+    }
+    {
+      sqlite3* raw = nullptr;
+      ASSERT_EQ(sqlite3_open(harness.path().c_str(), &raw), SQLITE_OK);
+      const std::string pragma = "PRAGMA user_version = " + std::to_string(damaged);
+      ASSERT_EQ(sqlite3_exec(raw, pragma.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+      sqlite3_close(raw);
+    }
+    auto store = harness.Open();
+    EXPECT_THAT(store, StatusIs(StatusCode::kCorruption));
+    EXPECT_EQ(CountRows(harness.path(), "messages"), 1);
+  }
 }
 
 TEST(OpenTest, GarbageFileIsCorruption) {
@@ -164,6 +193,24 @@ TEST(IntegrityTest, QuickCheckIsOkOnAHealthyStore) {
   ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "x")), IsOk());
   ASSERT_OK_AND_ASSIGN(std::string check, store->QuickCheck());
   EXPECT_EQ(check, "ok");
+}
+
+// A message's sender is a column that SENT (a view) joins to users; the deep check must see a
+// sender row that damage took away, since no foreign key does.
+TEST(IntegrityTest, DeepCheckFindsAMessageWhoseSenderIsGone) {
+  StoreHarness harness;
+  ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+  ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "x")), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::string healthy, store->IntegrityCheck());
+  EXPECT_EQ(healthy, "ok");
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(harness.path().c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw, "DELETE FROM users", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  ASSERT_OK_AND_ASSIGN(std::string damaged, store->IntegrityCheck());
+  EXPECT_EQ(damaged, "1 rows reference missing nodes");
 }
 
 TEST(SnapshotTest, OnlineSnapshotIsAConsistentOpenableCopy) {

@@ -10,7 +10,8 @@
 // closed, so the server stops generating). Once Cancel() has returned, on_delta is not called
 // again; `done` is still called, with cancelled, unless it had already been called. Callbacks may
 // therefore run after the caller moved on: capture what they use by shared_ptr. Cancel() may be
-// called from inside a callback.
+// called from inside a callback. A request refused before any I/O (no model configured, no
+// messages or inputs, the runtime shut down) completes inside the call, on the caller's thread.
 //
 // Errors (see docs/llm.md): unreachable server → unavailable; upstream 4xx (model missing, bad
 // key) → invalid_argument carrying the upstream message (429 → resource_exhausted); upstream 5xx,

@@ -8,8 +8,10 @@ namespace locrit {
 
 std::string_view LlmProviderName(LlmProvider provider) {
   switch (provider) {
-    case LlmProvider::kOllama: return "ollama";
-    case LlmProvider::kOpenAi: return "openai";
+    case LlmProvider::kOllama:
+      return "ollama";
+    case LlmProvider::kOpenAi:
+      return "openai";
   }
   return "unknown";
 }

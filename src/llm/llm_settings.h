@@ -42,7 +42,7 @@ struct LlmTimeouts {
 // Retries happen only while nothing has reached the caller: connection failures, a connection
 // closed before any reply text, and upstream 429/500/502/503/504. Never after the first delta.
 struct LlmRetryPolicy {
-  int max_retries = 2;  // Attempts = 1 + max_retries.
+  int max_retries = 2;                             // Attempts = 1 + max_retries.
   std::chrono::milliseconds initial_backoff{250};  // Doubles after each failed attempt...
   std::chrono::milliseconds max_backoff{4'000};    // ...up to this.
 };

@@ -1,5 +1,9 @@
 #include "tests/support/fake_llm_server.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -11,11 +15,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -31,8 +30,15 @@ using boost::system::error_code;
 
 namespace {
 
-enum class Api { kOllamaChat, kOpenAiChat, kOllamaEmbed, kOpenAiEmbed, kOllamaTags, kOpenAiModels,
-                 kUnknown };
+enum class Api {
+  kOllamaChat,
+  kOpenAiChat,
+  kOllamaEmbed,
+  kOpenAiEmbed,
+  kOllamaTags,
+  kOpenAiModels,
+  kUnknown
+};
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -240,8 +246,8 @@ struct FakeLlmServer::Impl {
   template <typename Stream>
   bool WriteWhole(Stream& stream, int status, std::string_view content_type,
                   const std::string& body) {
-    std::string head = "HTTP/1.1 " + std::to_string(status) + " Scripted\r\nContent-Type: " +
-                       std::string(content_type) +
+    std::string head = "HTTP/1.1 " + std::to_string(status) +
+                       " Scripted\r\nContent-Type: " + std::string(content_type) +
                        "\r\nContent-Length: " + std::to_string(body.size()) +
                        "\r\nConnection: close\r\n\r\n";
     return Write(stream, head + body);
@@ -270,10 +276,10 @@ struct FakeLlmServer::Impl {
       return;
     }
     if (reply.status != 200) {
-      json::value body = IsOllama(api)
-                             ? json::value{{"error", reply.error_message}}
-                             : json::value{{"error", {{"message", reply.error_message},
-                                                      {"type", "invalid_request_error"}}}};
+      json::value body = IsOllama(api) ? json::value{{"error", reply.error_message}}
+                                       : json::value{{"error",
+                                                      {{"message", reply.error_message},
+                                                       {"type", "invalid_request_error"}}}};
       WriteWhole(stream, reply.status, "application/json", json::serialize(body));
       return;
     }
@@ -298,7 +304,8 @@ struct FakeLlmServer::Impl {
         for (const std::string& input : Inputs(request)) {
           json::array v;
           for (float x : EmbeddingFor(input)) v.push_back(x);
-          data.push_back(json::object{{"object", "embedding"}, {"index", index++}, {"embedding", v}});
+          data.push_back(
+              json::object{{"object", "embedding"}, {"index", index++}, {"embedding", v}});
           vectors.push_back(std::move(v));
         }
         if (api == Api::kOllamaEmbed) return {{"model", model}, {"embeddings", vectors}};
@@ -346,8 +353,8 @@ struct FakeLlmServer::Impl {
     return {{"id", "chatcmpl-fake"},
             {"object", "chat.completion.chunk"},
             {"model", model},
-            {"choices", json::array{json::object{
-                            {"index", 0}, {"delta", delta}, {"finish_reason", finish}}}}};
+            {"choices",
+             json::array{json::object{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}}}};
   }
 
   template <typename Stream>
@@ -356,22 +363,24 @@ struct FakeLlmServer::Impl {
     if (reply.one_shot) {
       const std::string text = Join(reply.deltas);
       json::value whole =
-          ollama ? ParseOrNull(OllamaLine(model, text, true, reply))
-                 : json::value{{"id", "chatcmpl-fake"},
-                               {"object", "chat.completion"},
-                               {"model", model},
-                               {"choices", json::array{json::object{
-                                               {"index", 0},
-                                               {"message", {{"role", "assistant"}, {"content", text}}},
-                                               {"finish_reason", "stop"}}}},
-                               {"usage", {{"prompt_tokens", reply.prompt_tokens},
-                                          {"completion_tokens", reply.completion_tokens}}}};
+          ollama
+              ? ParseOrNull(OllamaLine(model, text, true, reply))
+              : json::value{{"id", "chatcmpl-fake"},
+                            {"object", "chat.completion"},
+                            {"model", model},
+                            {"choices", json::array{json::object{
+                                            {"index", 0},
+                                            {"message", {{"role", "assistant"}, {"content", text}}},
+                                            {"finish_reason", "stop"}}}},
+                            {"usage",
+                             {{"prompt_tokens", reply.prompt_tokens},
+                              {"completion_tokens", reply.completion_tokens}}}};
       WriteWhole(stream, 200, "application/json", json::serialize(whole));
       return;
     }
     const std::string head = std::string("HTTP/1.1 200 OK\r\nContent-Type: ") +
-                              (ollama ? "application/x-ndjson" : "text/event-stream") +
-                              "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+                             (ollama ? "application/x-ndjson" : "text/event-stream") +
+                             "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
     if (!Write(stream, head)) return;
     const bool misbehaves = reply.end == End::kStall || reply.end == End::kDisconnect ||
                             reply.end == End::kMalformedLine;
@@ -391,8 +400,8 @@ struct FakeLlmServer::Impl {
         sent_last = true;
       }
       const std::string& d = reply.deltas[i];
-      const std::string piece = ollama ? OllamaLine(model, d, false, reply)
-                                       : OpenAiEvent(OpenAiChunk(model, d, nullptr));
+      const std::string piece =
+          ollama ? OllamaLine(model, d, false, reply) : OpenAiEvent(OpenAiChunk(model, d, nullptr));
       if (!Write(stream, ChunkOf(piece))) return;
     }
     if (reply.end != End::kNoDoneMarker) {
@@ -405,10 +414,10 @@ struct FakeLlmServer::Impl {
                           {"object", "chat.completion.chunk"},
                           {"model", model},
                           {"choices", json::array()},
-                          {"usage", {{"prompt_tokens", reply.prompt_tokens},
-                                     {"completion_tokens", reply.completion_tokens},
-                                     {"total_tokens",
-                                      reply.prompt_tokens + reply.completion_tokens}}}};
+                          {"usage",
+                           {{"prompt_tokens", reply.prompt_tokens},
+                            {"completion_tokens", reply.completion_tokens},
+                            {"total_tokens", reply.prompt_tokens + reply.completion_tokens}}}};
         tail += OpenAiEvent(usage) + "data: [DONE]\n\n";
       }
       if (!Write(stream, ChunkOf(tail))) return;

@@ -109,8 +109,7 @@ LlmCall HttpLlmClient::Chat(ChatRequest request, DeltaSink on_delta, Done<ChatRe
   state->on_delta = std::move(on_delta);
   const size_t max_reply = settings_.max_reply_bytes;
   const size_t max_response = settings_.max_response_bytes;
-  ReaderFactory readers = [state, ollama, max_reply,
-                           max_response](std::string_view content_type) {
+  ReaderFactory readers = [state, ollama, max_reply, max_response](std::string_view content_type) {
     std::unique_ptr<ChatDecoder> decoder;
     if (ollama) {
       decoder = NewOllamaDecoder(max_reply, max_response);
@@ -121,18 +120,17 @@ LlmCall HttpLlmClient::Chat(ChatRequest request, DeltaSink on_delta, Done<ChatRe
     }
     return std::make_unique<ChatReader>(state, std::move(decoder));
   };
-  return transport_->Start(
-      endpoint_, std::move(spec), std::move(readers),
-      [state, model = std::move(model), done = std::move(done)](
-          Status status, const ExchangeOutcome& outcome) {
-        if (!status.ok()) return done(std::move(status));
-        ChatReply reply = std::move(state->reply);
-        if (reply.model.empty()) reply.model = model;
-        reply.latency_ms = outcome.latency_ms;
-        reply.first_token_ms = outcome.first_progress_ms;
-        reply.attempts = outcome.attempts;
-        done(std::move(reply));
-      });
+  return transport_->Start(endpoint_, std::move(spec), std::move(readers),
+                           [state, model = std::move(model), done = std::move(done)](
+                               Status status, const ExchangeOutcome& outcome) {
+                             if (!status.ok()) return done(std::move(status));
+                             ChatReply reply = std::move(state->reply);
+                             if (reply.model.empty()) reply.model = model;
+                             reply.latency_ms = outcome.latency_ms;
+                             reply.first_token_ms = outcome.first_progress_ms;
+                             reply.attempts = outcome.attempts;
+                             done(std::move(reply));
+                           });
 }
 
 template <typename T>
@@ -144,19 +142,18 @@ LlmCall HttpLlmClient::Fetch(ExchangeSpec spec, std::function<Result<T>(std::str
     body->clear();
     return std::make_unique<BufferReader>(body);
   };
-  return transport_->Start(
-      endpoint_, std::move(spec), std::move(readers),
-      [body, parse = std::move(parse), annotate = std::move(annotate), done = std::move(done)](
-          Status status, const ExchangeOutcome& outcome) {
-        if (!status.ok()) return done(std::move(status));
-        Result<T> result = parse(*body);
-        if (result.ok() && annotate) annotate(*result, outcome);
-        done(std::move(result));
-      });
+  return transport_->Start(endpoint_, std::move(spec), std::move(readers),
+                           [body, parse = std::move(parse), annotate = std::move(annotate),
+                            done = std::move(done)](Status status, const ExchangeOutcome& outcome) {
+                             if (!status.ok()) return done(std::move(status));
+                             Result<T> result = parse(*body);
+                             if (result.ok() && annotate) annotate(*result, outcome);
+                             done(std::move(result));
+                           });
 }
 
 LlmCall HttpLlmClient::Embed(EmbedRequest request, Done<Embeddings> done) {
-  std::string model = !request.model.empty()                ? request.model
+  std::string model = !request.model.empty()               ? request.model
                       : !settings_.embedding_model.empty() ? settings_.embedding_model
                                                            : settings_.model;
   if (model.empty()) {

@@ -1,5 +1,12 @@
 #include "llm/internal/transport.h"
 
+#include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -11,14 +18,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
-#include <fmt/format.h>
-
-#include <algorithm>
-#include <atomic>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -50,8 +49,7 @@ Result<std::shared_ptr<TlsContext>> NewTlsContext(const std::string& ca_file) {
     return InternalError(fmt::format("cannot create a TLS context: {}", e.what()));
   }
   tls->ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                       ssl::context::no_tlsv1_1);
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   error_code ec;
   tls->ctx.set_default_verify_paths(ec);
   if (ec) return InternalError("cannot load the system CA store: " + ec.message());
@@ -217,8 +215,7 @@ class Exchange final : public LlmCall::Target, public std::enable_shared_from_th
     stream_.emplace(strand_, endpoint_->tls ? &endpoint_->tls->ctx : nullptr);
     ArmTimer(spec_.timeouts.connect,
              fmt::format("{}: could not connect to {}:{} within {} ms", spec_.what,
-                         endpoint_->url.host, endpoint_->url.port,
-                         spec_.timeouts.connect.count()));
+                         endpoint_->url.host, endpoint_->url.port, spec_.timeouts.connect.count()));
     resolver_.async_resolve(
         endpoint_->url.host, endpoint_->url.port,
         [self = shared_from_this()](error_code ec, const tcp::resolver::results_type& results) {
@@ -228,22 +225,21 @@ class Exchange final : public LlmCall::Target, public std::enable_shared_from_th
 
   void OnResolved(error_code ec, const tcp::resolver::results_type& results) {
     if (ec || !interrupt_.ok()) {
-      return AttemptFailed(Interrupted(ec, UnavailableError(fmt::format(
-                                               "{}: cannot resolve {}: {}", spec_.what,
-                                               endpoint_->url.host, ec.message()))));
+      return AttemptFailed(
+          Interrupted(ec, UnavailableError(fmt::format("{}: cannot resolve {}: {}", spec_.what,
+                                                       endpoint_->url.host, ec.message()))));
     }
-    net::async_connect(stream_->socket(), results,
-                       [self = shared_from_this()](error_code e, const tcp::endpoint&) {
-                         self->OnConnected(e);
-                       });
+    net::async_connect(
+        stream_->socket(), results,
+        [self = shared_from_this()](error_code e, const tcp::endpoint&) { self->OnConnected(e); });
   }
 
   void OnConnected(error_code ec) {
     if (ec || !interrupt_.ok()) {
       return AttemptFailed(Interrupted(
-          ec, UnavailableError(fmt::format("{}: cannot connect to {}:{}: {}", spec_.what,
-                                           endpoint_->url.host, endpoint_->url.port,
-                                           ec.message()))));
+          ec,
+          UnavailableError(fmt::format("{}: cannot connect to {}:{}: {}", spec_.what,
+                                       endpoint_->url.host, endpoint_->url.port, ec.message()))));
     }
     ssl::stream<tcp::socket>* tls = stream_->tls();
     if (tls == nullptr) return Send();
@@ -282,8 +278,7 @@ class Exchange final : public LlmCall::Target, public std::enable_shared_from_th
   }
 
   void Send() {
-    request_.emplace(spec_.method == "POST" ? http::verb::post : http::verb::get, spec_.target,
-                     11);
+    request_.emplace(spec_.method == "POST" ? http::verb::post : http::verb::get, spec_.target, 11);
     request_->set(http::field::host, endpoint_->url.host_header);
     request_->set(http::field::user_agent, "locrit");
     request_->set(http::field::accept, spec_.accept);
@@ -302,18 +297,17 @@ class Exchange final : public LlmCall::Target, public std::enable_shared_from_th
 
   void OnSent(error_code ec) {
     if (ec || !interrupt_.ok()) {
-      return AttemptFailed(Interrupted(
-          ec, UnavailableError(fmt::format("{}: sending the request failed: {}", spec_.what,
-                                           ec.message()))));
+      return AttemptFailed(
+          Interrupted(ec, UnavailableError(fmt::format("{}: sending the request failed: {}",
+                                                       spec_.what, ec.message()))));
     }
     ArmFirstTokenTimer();
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    http::async_read_header(*stream_, buffer_, *parser_,
-                            [self = shared_from_this()](error_code e, size_t) {
-                              self->OnHeader(e);
-                            });
+    http::async_read_header(
+        *stream_, buffer_, *parser_,
+        [self = shared_from_this()](error_code e, size_t) { self->OnHeader(e); });
   }
 
   void OnHeader(error_code ec) {
@@ -328,8 +322,8 @@ class Exchange final : public LlmCall::Target, public std::enable_shared_from_th
     http_status_ = static_cast<int>(parser_->get().result_int());
     if (http_status_ / 100 == 2) {
       const auto content_type = parser_->get()[http::field::content_type];
-      std::unique_ptr<BodyReader> reader = readers_(std::string_view(content_type.data(),
-                                                                     content_type.size()));
+      std::unique_ptr<BodyReader> reader =
+          readers_(std::string_view(content_type.data(), content_type.size()));
       reader_ = std::move(reader);
       reader_->set_cancelled_flag(&cancelled_);
     }
@@ -341,9 +335,7 @@ class Exchange final : public LlmCall::Target, public std::enable_shared_from_th
     parser_->get().body().data = chunk_.data();
     parser_->get().body().size = chunk_.size();
     http::async_read_some(*stream_, buffer_, *parser_,
-                          [self = shared_from_this()](error_code ec, size_t) {
-                            self->OnBody(ec);
-                          });
+                          [self = shared_from_this()](error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(error_code ec) {
@@ -379,9 +371,8 @@ class Exchange final : public LlmCall::Target, public std::enable_shared_from_th
     }
     // Until the first delta the first-token deadline stands; after it, each read has `idle`.
     if (progressed_ || reader_ == nullptr) {
-      ArmTimer(spec_.timeouts.idle,
-               fmt::format("{}: the server sent nothing for {} ms mid-reply", spec_.what,
-                           spec_.timeouts.idle.count()));
+      ArmTimer(spec_.timeouts.idle, fmt::format("{}: the server sent nothing for {} ms mid-reply",
+                                                spec_.what, spec_.timeouts.idle.count()));
     }
     ReadBody();
   }

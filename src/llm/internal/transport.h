@@ -91,8 +91,8 @@ class Transport {
   void Shutdown();
 
   // Starts an exchange. After Shutdown, `done` is called at once with unavailable.
-  LlmCall Start(std::shared_ptr<const Endpoint> endpoint, ExchangeSpec spec,
-                ReaderFactory readers, ExchangeDone done);
+  LlmCall Start(std::shared_ptr<const Endpoint> endpoint, ExchangeSpec spec, ReaderFactory readers,
+                ExchangeDone done);
 
   struct Impl;
 

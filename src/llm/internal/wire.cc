@@ -1,11 +1,10 @@
 #include "llm/internal/wire.h"
 
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
-
-#include <fmt/format.h>
-
 #include <cmath>
 #include <utility>
 
@@ -85,8 +84,8 @@ Result<std::vector<float>> Vector(const json::value& v) {
 
 Status CheckCount(const Embeddings& e, size_t inputs) {
   if (e.vectors.size() != inputs) {
-    return LlmError(fmt::format("the server returned {} embeddings for {} inputs",
-                                e.vectors.size(), inputs));
+    return LlmError(
+        fmt::format("the server returned {} embeddings for {} inputs", e.vectors.size(), inputs));
   }
   for (const auto& v : e.vectors) {
     if (v.empty() || v.size() != e.vectors.front().size()) {
@@ -96,30 +95,46 @@ Status CheckCount(const Embeddings& e, size_t inputs) {
   return Status::Ok();
 }
 
-class OllamaDecoder final : public ChatDecoder {
+// A decoder of line-framed streams: Line() for each line, the last one even without its newline,
+// then End().
+class LineDecoder : public ChatDecoder {
  public:
   using ChatDecoder::ChatDecoder;
 
-  Status Feed(std::string_view bytes, const DeltaFn& on_delta) override {
+  Status Feed(std::string_view bytes, const DeltaFn& on_delta) final {
     return SplitLines(bytes, [&](std::string_view line) { return Line(line, on_delta); });
   }
 
-  Status Finish(const DeltaFn& on_delta) override {
+  Status Finish(const DeltaFn& on_delta) final {
     if (!pending_.empty()) {
       std::string last = std::move(pending_);
       pending_.clear();
       RETURN_IF_ERROR(Line(last, on_delta));
     }
+    return End(on_delta);
+  }
+
+ protected:
+  virtual Status Line(std::string_view line, const DeltaFn& on_delta) = 0;
+  virtual Status End(const DeltaFn& on_delta) = 0;
+};
+
+class OllamaDecoder final : public LineDecoder {
+ public:
+  using LineDecoder::LineDecoder;
+
+ private:
+  Status End(const DeltaFn&) override {
     if (!done_) {
-      return LlmError(fmt::format("the reply stream ended without its final \"done\" object after "
-                                  "{} bytes of text",
-                                  reply_.text.size()));
+      return LlmError(
+          fmt::format("the reply stream ended without its final \"done\" object after "
+                      "{} bytes of text",
+                      reply_.text.size()));
     }
     return Status::Ok();
   }
 
- private:
-  Status Line(std::string_view line, const DeltaFn& on_delta) {
+  Status Line(std::string_view line, const DeltaFn& on_delta) override {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos || done_) return Status::Ok();
     ASSIGN_OR_RETURN(json::value v, ParseJson(line, "line in the reply stream"));
     if (!v.is_object()) return LlmError("a reply stream line is not a JSON object");
@@ -156,33 +171,25 @@ const json::value* FirstChoice(const json::value& v) {
   return &choices->get_array().front();
 }
 
-class OpenAiSseDecoder final : public ChatDecoder {
+class OpenAiSseDecoder final : public LineDecoder {
  public:
-  using ChatDecoder::ChatDecoder;
+  using LineDecoder::LineDecoder;
 
-  Status Feed(std::string_view bytes, const DeltaFn& on_delta) override {
-    return SplitLines(bytes, [&](std::string_view line) { return Line(line, on_delta); });
-  }
-
-  Status Finish(const DeltaFn& on_delta) override {
-    if (!pending_.empty()) {
-      std::string last = std::move(pending_);
-      pending_.clear();
-      RETURN_IF_ERROR(Line(last, on_delta));
-    }
+ private:
+  Status End(const DeltaFn& on_delta) override {
     RETURN_IF_ERROR(Line("", on_delta));  // Dispatches an event not followed by a blank line.
     // Some servers end with a finish_reason chunk and no [DONE]; the body still ended cleanly.
     if (!done_ && reply_.finish_reason.empty()) {
-      return LlmError(fmt::format("the reply stream ended without \"data: [DONE]\" after {} "
-                                  "bytes of text",
-                                  reply_.text.size()));
+      return LlmError(
+          fmt::format("the reply stream ended without \"data: [DONE]\" after {} "
+                      "bytes of text",
+                      reply_.text.size()));
     }
     return Status::Ok();
   }
 
- private:
   // SSE: "field: value" lines; a blank line dispatches the event; ':' starts a comment.
-  Status Line(std::string_view line, const DeltaFn& on_delta) {
+  Status Line(std::string_view line, const DeltaFn& on_delta) override {
     if (done_) return Status::Ok();
     if (line.empty()) {
       if (!has_data_) {
@@ -244,8 +251,8 @@ class OpenAiOneShotDecoder final : public ChatDecoder {
 
   Status Feed(std::string_view bytes, const DeltaFn&) override {
     if (pending_.size() + bytes.size() > max_line_bytes_) {
-      return LlmError(fmt::format("the reply exceeds max_response_bytes ({} bytes)",
-                                  max_line_bytes_));
+      return LlmError(
+          fmt::format("the reply exceeds max_response_bytes ({} bytes)", max_line_bytes_));
     }
     pending_ += bytes;
     return Status::Ok();
@@ -382,7 +389,8 @@ std::unique_ptr<ChatDecoder> NewOpenAiOneShotDecoder(size_t max_reply_bytes,
 Result<Embeddings> ParseOllamaEmbeddings(std::string_view body, size_t inputs) {
   ASSIGN_OR_RETURN(json::value v, ParseJson(body, "embeddings reply"));
   const json::value* list = Field(v, "embeddings");
-  if (list == nullptr || !list->is_array()) return LlmError("the reply has no \"embeddings\" array");
+  if (list == nullptr || !list->is_array())
+    return LlmError("the reply has no \"embeddings\" array");
   Embeddings out;
   out.model = StringField(v, "model");
   for (const json::value& e : list->get_array()) {
@@ -417,7 +425,8 @@ Result<Embeddings> ParseOpenAiEmbeddings(std::string_view body, size_t inputs) {
 Result<std::vector<ModelInfo>> ParseOllamaModels(std::string_view body) {
   ASSIGN_OR_RETURN(json::value v, ParseJson(body, "model list"));
   const json::value* models = Field(v, "models");
-  if (models == nullptr || !models->is_array()) return LlmError("the reply has no \"models\" array");
+  if (models == nullptr || !models->is_array())
+    return LlmError("the reply has no \"models\" array");
   std::vector<ModelInfo> out;
   for (const json::value& m : models->get_array()) {
     ModelInfo info;

@@ -17,10 +17,10 @@ namespace locrit::llm_internal {
 
 struct ParsedUrl {
   bool tls = false;
-  std::string host;       // Without IPv6 brackets: what the resolver wants.
-  std::string port;       // Explicit, or 80/443.
+  std::string host;         // Without IPv6 brackets: what the resolver wants.
+  std::string port;         // Explicit, or 80/443.
   std::string host_header;  // Host header value ("host" or "host:port").
-  std::string base_path;  // Path prefix without a trailing '/' ("" or "/proxy/v1").
+  std::string base_path;    // Path prefix without a trailing '/' ("" or "/proxy/v1").
 };
 
 // Accepts http:// and https:// URLs with a host; no query, fragment or user info.
@@ -68,8 +68,7 @@ std::unique_ptr<ChatDecoder> NewOllamaDecoder(size_t max_reply_bytes, size_t max
 // OpenAI /v1/chat/completions with stream: true: SSE "data:" events ending with "data: [DONE]".
 std::unique_ptr<ChatDecoder> NewOpenAiSseDecoder(size_t max_reply_bytes, size_t max_line_bytes);
 // An OpenAI-compatible server that answered with one JSON completion instead of a stream.
-std::unique_ptr<ChatDecoder> NewOpenAiOneShotDecoder(size_t max_reply_bytes,
-                                                     size_t max_body_bytes);
+std::unique_ptr<ChatDecoder> NewOpenAiOneShotDecoder(size_t max_reply_bytes, size_t max_body_bytes);
 
 // ---- Other responses ----
 Result<Embeddings> ParseOllamaEmbeddings(std::string_view body, size_t inputs);

@@ -1,18 +1,21 @@
 // The Ollama and OpenAI-compatible clients against the scripted fake server: every scripted
 // behaviour maps to its defined outcome, for both wire formats.
+#include "llm/llm_client.h"
+
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
-
 #include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
-#include "llm/llm_client.h"
 #include "llm/llm_runtime.h"
 #include "tests/support/fake_llm_server.h"
 #include "tests/support/matchers.h"
@@ -25,9 +28,9 @@ using ::locrit::testing::FakeLlmServer;
 using ::locrit::testing::FakeReply;
 using ::locrit::testing::IsOk;
 using ::locrit::testing::StatusIs;
+using std::chrono::milliseconds;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using std::chrono::milliseconds;
 namespace json = boost::json;
 
 constexpr auto kEventWait = std::chrono::seconds(10);
@@ -57,11 +60,14 @@ ChatRequest Hello() {
   return request;
 }
 
-class LlmClientTest : public ::testing::TestWithParam<LlmProvider> {
+// A runtime, a fake server and helpers, for the wire format that provider() names.
+class LlmFixture : public ::testing::Test {
  protected:
+  virtual LlmProvider provider() const = 0;
+
   LlmSettings Settings(const std::string& url) const {
     LlmSettings s;
-    s.provider = GetParam();
+    s.provider = provider();
     s.base_url = url;
     s.model = "fake-chat";
     s.embedding_model = "fake-embed";
@@ -106,10 +112,34 @@ class LlmClientTest : public ::testing::TestWithParam<LlmProvider> {
     return requests.empty() ? json::value() : json::parse(requests.back().body);
   }
 
-  bool Ollama() const { return GetParam() == LlmProvider::kOllama; }
+  bool Ollama() const { return provider() == LlmProvider::kOllama; }
+
+  // Starts a chat on `client` whose reply stalls after its first delta; returns once the sink
+  // has that delta.
+  LlmCall StartStalledChat(LlmClient& client, Completion<ChatReply>& done) {
+    FakeReply reply;
+    reply.end = FakeReply::End::kStall;
+    reply.end_after = 1;
+    server_.Script(reply);
+    auto first = std::make_shared<std::promise<void>>();
+    auto got_first = std::make_shared<std::atomic<bool>>(false);
+    LlmCall call = client.Chat(
+        Hello(),
+        [first, got_first](std::string_view) {
+          if (!got_first->exchange(true)) first->set_value();
+        },
+        done.Callback());
+    first->get_future().wait();
+    return call;
+  }
 
   FakeLlmServer server_;
   LlmRuntime runtime_{LlmRuntimeOptions{.threads = 2}};
+};
+
+class LlmClientTest : public LlmFixture, public ::testing::WithParamInterface<LlmProvider> {
+ protected:
+  LlmProvider provider() const override { return GetParam(); }
 };
 
 TEST_P(LlmClientTest, StreamsDeltasThenTheWholeReply) {
@@ -207,33 +237,6 @@ TEST_P(LlmClientTest, OneShotReplyIsOneDelta) {
   EXPECT_EQ(out.reply->completion_tokens, 4);
 }
 
-TEST_P(LlmClientTest, MissingModelIsInvalidArgumentWithTheUpstreamMessage) {
-  FakeReply reply;
-  reply.status = 404;
-  reply.error_message = "model \"nope\" not found, try pulling it first";
-  server_.Script(reply);
-  LlmSettings settings = Settings(server_.url());
-  settings.retry.max_retries = 2;
-  auto client = Client(settings);
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kInvalidArgument));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("model \"nope\" not found"));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("404"));
-  EXPECT_EQ(server_.Requests().size(), 1u);  // A 4xx is never retried.
-}
-
-TEST_P(LlmClientTest, ServerErrorIsLlmError) {
-  FakeReply reply;
-  reply.status = 500;
-  reply.error_message = "CUDA out of memory";
-  server_.Script(reply);
-  auto client = Client();
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kLlmError));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("CUDA out of memory"));
-  EXPECT_TRUE(out.deltas.empty());
-}
-
 TEST_P(LlmClientTest, RefusedConnectionIsUnavailable) {
   LlmSettings settings =
       Settings("http://127.0.0.1:" + std::to_string(FakeLlmServer::UnusedPort()));
@@ -250,110 +253,6 @@ TEST_P(LlmClientTest, SlowFirstTokenWithinTheTimeoutIsFine) {
   server_.Script(reply);
   auto client = Client();
   EXPECT_THAT(RunChat(*client).reply, IsOk());
-}
-
-TEST_P(LlmClientTest, NoFirstTokenInTimeIsDeadlineExceeded) {
-  FakeReply reply;
-  reply.first_token_delay = std::chrono::seconds(60);  // Cut short when the server stops.
-  server_.Script(reply);
-  LlmSettings settings = Settings(server_.url());
-  settings.timeouts.first_token = milliseconds(200);
-  auto client = Client(settings);
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kDeadlineExceeded));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("first-token"));
-}
-
-TEST_P(LlmClientTest, HeadersWithoutATokenAreStillTheFirstTokenTimeout) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kStall;
-  reply.end_after = 0;
-  server_.Script(reply);
-  LlmSettings settings = Settings(server_.url());
-  settings.timeouts.first_token = milliseconds(200);
-  auto client = Client(settings);
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kDeadlineExceeded));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("first-token"));
-}
-
-TEST_P(LlmClientTest, StallMidStreamIsDeadlineExceededAfterThePartialDeltas) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kStall;
-  reply.end_after = 2;
-  server_.Script(reply);
-  LlmSettings settings = Settings(server_.url());
-  settings.timeouts.idle = milliseconds(200);
-  auto client = Client(settings);
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kDeadlineExceeded));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("mid-reply"));
-  EXPECT_THAT(out.deltas, ElementsAre("Hello", ", "));
-  EXPECT_TRUE(server_.WaitForClientDisconnects(1, kEventWait));
-}
-
-TEST_P(LlmClientTest, TotalTimeoutBoundsTheWholeCall) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kStall;
-  reply.end_after = 1;
-  server_.Script(reply);
-  LlmSettings settings = Settings(server_.url());
-  settings.timeouts.total = milliseconds(300);
-  auto client = Client(settings);
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kDeadlineExceeded));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("total timeout"));
-}
-
-TEST_P(LlmClientTest, DisconnectMidStreamIsAnErrorAndNotRetried) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kDisconnect;
-  reply.end_after = 2;
-  server_.Script(reply);
-  LlmSettings settings = Settings(server_.url());
-  settings.retry.max_retries = 2;
-  auto client = Client(settings);
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kUnavailable));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("closed mid-reply"));
-  EXPECT_THAT(out.deltas, ElementsAre("Hello", ", "));
-  EXPECT_EQ(server_.Requests().size(), 1u);
-}
-
-TEST_P(LlmClientTest, MalformedLineIsLlmError) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kMalformedLine;
-  reply.end_after = 1;
-  server_.Script(reply);
-  auto client = Client();
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kLlmError));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("malformed"));
-}
-
-TEST_P(LlmClientTest, StreamWithoutItsDoneMarkerIsLlmError) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kNoDoneMarker;
-  server_.Script(reply);
-  auto client = Client();
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kLlmError));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("ended without"));
-}
-
-TEST_P(LlmClientTest, OversizedReplyIsBoundedWithAClearError) {
-  FakeReply reply;
-  reply.deltas.assign(20, std::string(1000, 'x'));
-  server_.Script(reply);
-  LlmSettings settings = Settings(server_.url());
-  settings.max_reply_bytes = 4096;
-  auto client = Client(settings);
-  ChatOutcome out = RunChat(*client);
-  EXPECT_THAT(out.reply, StatusIs(StatusCode::kLlmError));
-  EXPECT_THAT(out.reply.status().message(), HasSubstr("max_reply_bytes (4096"));
-  size_t delivered = 0;
-  for (const auto& d : out.deltas) delivered += d.size();
-  EXPECT_LE(delivered, 4096u);
 }
 
 TEST_P(LlmClientTest, RetriesBeforeTheFirstTokenThenSucceeds) {
@@ -386,42 +285,18 @@ TEST_P(LlmClientTest, RetriesStopAtMaxRetries) {
 }
 
 TEST_P(LlmClientTest, CancelStopsTheUpstreamRequest) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kStall;
-  reply.end_after = 1;
-  server_.Script(reply);
   auto client = Client();
-  std::promise<void> first;
-  std::atomic<bool> got_first{false};
   Completion<ChatReply> done;
-  LlmCall call = client->Chat(
-      Hello(),
-      [&](std::string_view) {
-        if (!got_first.exchange(true)) first.set_value();
-      },
-      done.Callback());
-  first.get_future().wait();
+  LlmCall call = StartStalledChat(*client, done);
   call.Cancel();
   EXPECT_THAT(done.future.get(), StatusIs(StatusCode::kCancelled));
   EXPECT_TRUE(server_.WaitForClientDisconnects(1, kEventWait));
 }
 
 TEST_P(LlmClientTest, DroppingTheHandleCancels) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kStall;
-  reply.end_after = 1;
-  server_.Script(reply);
   auto client = Client();
-  std::promise<void> first;
-  std::atomic<bool> got_first{false};
   Completion<ChatReply> done;
-  std::optional<LlmCall> call = client->Chat(
-      Hello(),
-      [&](std::string_view) {
-        if (!got_first.exchange(true)) first.set_value();
-      },
-      done.Callback());
-  first.get_future().wait();
+  std::optional<LlmCall> call = StartStalledChat(*client, done);
   call.reset();
   EXPECT_THAT(done.future.get(), StatusIs(StatusCode::kCancelled));
   EXPECT_TRUE(server_.WaitForClientDisconnects(1, kEventWait));
@@ -458,23 +333,11 @@ TEST_P(LlmClientTest, CancelFromInsideTheSinkStopsFurtherDeltas) {
 }
 
 TEST_P(LlmClientTest, ShutdownCancelsCallsInFlightAndRefusesNewOnes) {
-  FakeReply reply;
-  reply.end = FakeReply::End::kStall;
-  reply.end_after = 1;
-  server_.Script(reply);
   LlmRuntime runtime;
   auto client = runtime.NewClient(Settings(server_.url()));
   ASSERT_THAT(client, IsOk());
-  std::promise<void> first;
-  std::atomic<bool> got_first{false};
   Completion<ChatReply> done;
-  LlmCall call = (*client)->Chat(
-      Hello(),
-      [&](std::string_view) {
-        if (!got_first.exchange(true)) first.set_value();
-      },
-      done.Callback());
-  first.get_future().wait();
+  LlmCall call = StartStalledChat(**client, done);
   runtime.Shutdown();
   EXPECT_THAT(done.future.get(), StatusIs(StatusCode::kCancelled));
   Completion<ChatReply> later;
@@ -539,6 +402,132 @@ INSTANTIATE_TEST_SUITE_P(BothWireFormats, LlmClientTest,
                          ::testing::Values(LlmProvider::kOllama, LlmProvider::kOpenAi),
                          [](const auto& test_info) {
                            return std::string(LlmProviderName(test_info.param));
+                         });
+
+// ---- Each scripted failure maps to its defined outcome, in both wire formats ----
+
+struct Scenario {
+  const char* name;
+  // Scripts the reply and adjusts the client's settings (retries are off unless set here).
+  std::function<void(FakeReply&, LlmSettings&)> script;
+  StatusCode code;
+  const char* message;                        // Part of the error message.
+  std::vector<std::string> deltas_delivered;  // Before the error.
+  size_t requests = 1;                        // Made to the server.
+};
+
+class LlmFailureTest : public LlmFixture,
+                       public ::testing::WithParamInterface<std::tuple<LlmProvider, Scenario>> {
+ protected:
+  LlmProvider provider() const override { return std::get<0>(GetParam()); }
+};
+
+TEST_P(LlmFailureTest, MapsToItsOutcome) {
+  const Scenario& scenario = std::get<1>(GetParam());
+  FakeReply reply;
+  LlmSettings settings = Settings(server_.url());
+  scenario.script(reply, settings);
+  server_.Script(reply);
+  auto client = Client(settings);
+  ChatOutcome out = RunChat(*client);
+  EXPECT_THAT(out.reply, StatusIs(scenario.code));
+  EXPECT_THAT(out.reply.status().message(), HasSubstr(scenario.message));
+  EXPECT_EQ(out.deltas, scenario.deltas_delivered);
+  EXPECT_EQ(server_.Requests().size(), scenario.requests);
+}
+
+using End = FakeReply::End;
+const Scenario kScenarios[] = {
+    {"ModelMissingNotRetried",
+     [](FakeReply& r, LlmSettings& s) {
+       r.status = 404;
+       r.error_message = "model \"nope\" not found, try pulling it first";
+       s.retry.max_retries = 2;
+     },
+     StatusCode::kInvalidArgument,
+     "HTTP 404: model \"nope\" not found",
+     {}},
+    {"ServerError",
+     [](FakeReply& r, LlmSettings&) {
+       r.status = 500;
+       r.error_message = "CUDA out of memory";
+     },
+     StatusCode::kLlmError,
+     "HTTP 500: CUDA out of memory",
+     {}},
+    {"NoFirstTokenInTime",
+     [](FakeReply& r, LlmSettings& s) {
+       r.first_token_delay = std::chrono::seconds(60);  // Cut short when the server stops.
+       s.timeouts.first_token = milliseconds(200);
+     },
+     StatusCode::kDeadlineExceeded,
+     "first-token",
+     {}},
+    {"HeadersWithoutATokenAreStillFirstToken",
+     [](FakeReply& r, LlmSettings& s) {
+       r.end = End::kStall;
+       r.end_after = 0;
+       s.timeouts.first_token = milliseconds(200);
+     },
+     StatusCode::kDeadlineExceeded,
+     "first-token",
+     {}},
+    {"StallMidStream",
+     [](FakeReply& r, LlmSettings& s) {
+       r.end = End::kStall;
+       r.end_after = 2;
+       s.timeouts.idle = milliseconds(200);
+     },
+     StatusCode::kDeadlineExceeded,
+     "mid-reply",
+     {"Hello", ", "}},
+    {"TotalTimeout",
+     [](FakeReply& r, LlmSettings& s) {
+       r.end = End::kStall;
+       r.end_after = 1;
+       s.timeouts.total = milliseconds(300);
+     },
+     StatusCode::kDeadlineExceeded,
+     "total timeout",
+     {"Hello"}},
+    {"DisconnectMidStreamNotRetried",
+     [](FakeReply& r, LlmSettings& s) {
+       r.end = End::kDisconnect;
+       r.end_after = 2;
+       s.retry.max_retries = 2;
+     },
+     StatusCode::kUnavailable,
+     "closed mid-reply",
+     {"Hello", ", "}},
+    {"MalformedLine",
+     [](FakeReply& r, LlmSettings&) {
+       r.end = End::kMalformedLine;
+       r.end_after = 1;
+     },
+     StatusCode::kLlmError,
+     "malformed",
+     {"Hello"}},
+    {"NoDoneMarker",
+     [](FakeReply& r, LlmSettings&) { r.end = End::kNoDoneMarker; },
+     StatusCode::kLlmError,
+     "ended without",
+     {"Hello", ", ", "world", "!"}},
+    {"OversizedReply",
+     [](FakeReply& r, LlmSettings& s) {
+       r.deltas.assign(20, std::string(1000, 'x'));
+       s.max_reply_bytes = 4096;
+     },
+     StatusCode::kLlmError, "max_reply_bytes (4096",
+     std::vector<std::string>(4, std::string(1000, 'x'))},
+};
+
+INSTANTIATE_TEST_SUITE_P(BothWireFormats, LlmFailureTest,
+                         ::testing::Combine(::testing::Values(LlmProvider::kOllama,
+                                                              LlmProvider::kOpenAi),
+                                            ::testing::ValuesIn(kScenarios)),
+                         [](const auto& test_info) {
+                           return std::string(LlmProviderName(std::get<0>(test_info.param))) + "_" +
+                                  std::get<1>(test_info.param).name;
                          });
 
 // ---- https ----

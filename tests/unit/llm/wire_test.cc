@@ -41,7 +41,8 @@ Decoded Decode(std::unique_ptr<ChatDecoder> decoder, std::string_view body, size
 
 const char kOllamaStream[] =
     "{\"model\":\"m1\",\"message\":{\"role\":\"assistant\",\"content\":\"Bon\"},\"done\":false}\n"
-    "{\"model\":\"m1\",\"message\":{\"role\":\"assistant\",\"content\":\"jour\"},\"done\":false}\r\n"
+    "{\"model\":\"m1\",\"message\":{\"role\":\"assistant\",\"content\":\"jour\"},\"done\":false}"
+    "\r\n"
     "\n"
     "{\"model\":\"m1\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,"
     "\"done_reason\":\"stop\",\"prompt_eval_count\":26,\"eval_count\":2}\n";
@@ -91,10 +92,11 @@ TEST(WireTest, OneShotOllamaReplyWithoutNewline) {
 }
 
 TEST(WireTest, OneShotOpenAiReply) {
-  Decoded d = Decode(NewOpenAiOneShotDecoder(kBig, kBig),
-                     R"({"model":"m","choices":[{"message":{"role":"assistant","content":"Salut"},)"
-                     R"("finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":1}})",
-                     5);
+  Decoded d =
+      Decode(NewOpenAiOneShotDecoder(kBig, kBig),
+             R"({"model":"m","choices":[{"message":{"role":"assistant","content":"Salut"},)"
+             R"("finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":1}})",
+             5);
   ASSERT_THAT(d.status, IsOk());
   EXPECT_THAT(d.deltas, ElementsAre("Salut"));
   EXPECT_EQ(d.reply.finish_reason, "length");
@@ -130,8 +132,8 @@ TEST_P(BadStreamTest, IsLlmErrorNeverAShortAnswer) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, BadStreamTest,
     ::testing::Values(
-        BadStream{"OllamaTruncated", true,
-                  "{\"message\":{\"content\":\"a\"},\"done\":false}\n", "without"},
+        BadStream{"OllamaTruncated", true, "{\"message\":{\"content\":\"a\"},\"done\":false}\n",
+                  "without"},
         BadStream{"OllamaMalformed", true, "{\"message\":{\"cont\n", "malformed"},
         BadStream{"OllamaNotAnObject", true, "[1,2]\n", "not a JSON object"},
         BadStream{"OllamaErrorLine", true,
@@ -145,9 +147,9 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& test_info) { return std::string(test_info.param.name); });
 
 TEST(WireTest, ReplyOverMaxReplyBytesIsRefused) {
-  Decoded d = Decode(NewOllamaDecoder(5, kBig),
-                     "{\"message\":{\"content\":\"abc\"}}\n{\"message\":{\"content\":\"def\"}}\n",
-                     100);
+  Decoded d =
+      Decode(NewOllamaDecoder(5, kBig),
+             "{\"message\":{\"content\":\"abc\"}}\n{\"message\":{\"content\":\"def\"}}\n", 100);
   EXPECT_THAT(d.status, StatusIs(StatusCode::kLlmError));
   EXPECT_THAT(d.status.message(), HasSubstr("max_reply_bytes (5"));
   EXPECT_THAT(d.deltas, ElementsAre("abc"));
@@ -173,8 +175,8 @@ TEST(WireTest, BaseUrls) {
   ASSERT_OK_AND_ASSIGN(ParsedUrl c, ParseBaseUrl("http://[::1]:8080"));
   EXPECT_EQ(c.host, "::1");
   EXPECT_EQ(c.host_header, "[::1]:8080");
-  for (const char* bad : {"", "localhost:11434", "ftp://x", "http://", "http://u:p@h",
-                          "http://h/?q=1"}) {
+  for (const char* bad :
+       {"", "localhost:11434", "ftp://x", "http://", "http://u:p@h", "http://h/?q=1"}) {
     EXPECT_THAT(ParseBaseUrl(bad), StatusIs(StatusCode::kInvalidArgument)) << bad;
   }
   EXPECT_EQ(OpenAiPath("", "/v1/models"), "/v1/models");
@@ -230,8 +232,7 @@ TEST(WireTest, EmbeddingsAndModels) {
                             2));
   EXPECT_THAT(a.vectors[0], ElementsAre(1.0f));
   EXPECT_THAT(a.vectors[1], ElementsAre(2.0f));
-  EXPECT_THAT(ParseOllamaEmbeddings(R"({"embeddings":[[1]]})", 2),
-              StatusIs(StatusCode::kLlmError));
+  EXPECT_THAT(ParseOllamaEmbeddings(R"({"embeddings":[[1]]})", 2), StatusIs(StatusCode::kLlmError));
   EXPECT_THAT(ParseOllamaEmbeddings(R"({"embeddings":[[1],[1,2]]})", 2),
               StatusIs(StatusCode::kLlmError));
   EXPECT_THAT(ParseOpenAiEmbeddings(R"({"data":[{"index":0,"embedding":["x"]}]})", 1),

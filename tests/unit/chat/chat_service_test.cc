@@ -1,0 +1,379 @@
+// ChatService end to end over real parts: a MemoryManager on a temporary directory (real SQLite
+// files), an LlmRuntime talking HTTP to the scripted fake LLM server on 127.0.0.1.
+#include "chat/chat_service.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <future>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "tests/support/await.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_llm_server.h"
+#include "tests/support/matchers.h"
+#include "tests/support/raw_sql.h"
+#include "tests/support/temp_dir.h"
+
+namespace locrit {
+namespace {
+
+using std::chrono::milliseconds;
+using ::locrit::testing::Await;
+using ::locrit::testing::FakeClock;
+using ::locrit::testing::FakeLlmServer;
+using ::locrit::testing::FakeReply;
+using ::locrit::testing::IsOk;
+using ::locrit::testing::RawSql;
+using ::locrit::testing::StatusIs;
+using ::locrit::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+struct TurnOutcome {
+  Status status;
+  TurnResult result;
+  std::vector<std::string> deltas;
+};
+
+class ChatServiceTest : public ::testing::Test {
+ protected:
+  ChatServiceTest() {
+    MemoryManagerOptions memory;
+    memory.data_dir = dir_.path().string();
+    memory.clock = &clock_;
+    memory.ids = &ids_;
+    memory.pool = &pool_;
+    manager_ = std::make_unique<MemoryManager>(memory);
+    ChatServiceOptions options;
+    options.memory = manager_.get();
+    options.llm = &runtime_;
+    options.ids = &ids_;
+    options.clock = &clock_;
+    options.max_message_chars = 100;
+    chat_ = std::make_unique<ChatService>(options);
+  }
+
+  ~ChatServiceTest() override {
+    runtime_.Shutdown();
+    manager_->Shutdown();
+  }
+
+  ChatLocrit WithModel() {
+    ChatLocrit locrit = Recall();
+    LlmSettings llm;
+    llm.provider = LlmProvider::kOllama;
+    llm.base_url = server_.url();
+    llm.model = "llama3.2";
+    llm.timeouts.first_token = milliseconds(5'000);
+    llm.timeouts.idle = milliseconds(5'000);
+    llm.retry.max_retries = 0;
+    locrit.llm = llm;
+    return locrit;
+  }
+
+  static ChatLocrit Recall() {
+    ChatLocrit locrit;
+    locrit.slug = "bob";
+    locrit.name = "Bob Technique";
+    locrit.description = "Un expert technique.";
+    return locrit;
+  }
+
+  TurnOutcome Turn(const ChatLocrit& locrit, TurnRequest request) {
+    auto deltas = std::make_shared<std::vector<std::string>>();
+    auto mu = std::make_shared<std::mutex>();
+    std::promise<TurnOutcome> promise;
+    auto future = promise.get_future();
+    auto handle = chat_->Turn(
+        locrit, std::move(request),
+        [deltas, mu](std::string_view d) {
+          std::lock_guard<std::mutex> lock(*mu);
+          deltas->emplace_back(d);
+        },
+        [&promise, deltas, mu](Status status, TurnResult result) {
+          std::lock_guard<std::mutex> lock(*mu);
+          promise.set_value({std::move(status), std::move(result), *deltas});
+        });
+    return future.get();
+  }
+
+  static TurnRequest Request(std::string message, std::string session = "") {
+    TurnRequest request;
+    request.message = std::move(message);
+    request.session_id = std::move(session);
+    request.user_id = "alice";
+    return request;
+  }
+
+  template <typename T>
+  Result<T> Read(std::function<Result<T>(MemoryStore&)> op) {
+    auto memory = Await<MemoryManager::Handle>([&](auto done) { manager_->Get("bob", {}, done); });
+    if (!memory.ok()) return memory.status();
+    return Await<T>([&](auto done) { (*memory)->template Read<T>(op, done); });
+  }
+
+  Result<Message> GetMessage(const std::string& id) {
+    return Read<Message>([id](MemoryStore& store) { return store.GetMessage(id); });
+  }
+
+  // The message that `id` responds to, read from the file by a connection of its own.
+  std::string RespondsTo(const std::string& id) {
+    RawSql sql((dir_.path() / "locrits" / "bob" / "memory.db").string());
+    return sql.Text("SELECT to_id FROM responds_to WHERE from_id = '" + id + "'");
+  }
+
+  // The messages the model was sent in the last chat request.
+  std::vector<std::pair<std::string, std::string>> SentContext() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& request : server_.Requests()) {
+      if (request.target != "/api/chat") continue;
+      out.clear();
+      const auto body = boost::json::parse(request.body).as_object();
+      for (const auto& m : body.at("messages").as_array()) {
+        out.emplace_back(std::string(m.at("role").as_string()),
+                         std::string(m.at("content").as_string()));
+      }
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  IdGenerator ids_{&clock_, 7};
+  ThreadPool pool_{4};
+  LlmRuntime runtime_;
+  FakeLlmServer server_;
+  std::unique_ptr<MemoryManager> manager_;
+  std::unique_ptr<ChatService> chat_;
+};
+
+TEST_F(ChatServiceTest, ATurnStreamsTheReplyAndSavesBothMessagesLinked) {
+  const TurnOutcome out = Turn(WithModel(), Request("Bonjour Bob"));
+  ASSERT_THAT(out.status, IsOk());
+  EXPECT_THAT(out.deltas, ElementsAre("Hello", ", ", "world", "!"));
+  EXPECT_EQ(out.result.response, "Hello, world!");
+  EXPECT_EQ(out.result.model, "llama3.2");
+  EXPECT_EQ(out.result.session_id.size(), 32u);  // A new unguessable session.
+
+  ASSERT_OK_AND_ASSIGN(Message user, GetMessage(out.result.user_message_id));
+  EXPECT_EQ(user.content, "Bonjour Bob");
+  EXPECT_EQ(user.status, MessageStatus::kOk);
+  ASSERT_OK_AND_ASSIGN(Message reply, GetMessage(out.result.assistant_message_id));
+  EXPECT_EQ(reply.role, Role::kAssistant);
+  EXPECT_EQ(reply.content, "Hello, world!");
+  EXPECT_EQ(reply.session_id, out.result.session_id);
+  const auto meta = boost::json::parse(reply.metadata).as_object();
+  EXPECT_EQ(meta.at("model").as_string(), "llama3.2");
+  EXPECT_EQ(meta.at("prompt_tokens").as_int64(), 12);
+  EXPECT_EQ(meta.at("completion_tokens").as_int64(), 4);
+  EXPECT_TRUE(meta.contains("latency_ms"));
+
+  EXPECT_EQ(RespondsTo(out.result.assistant_message_id), out.result.user_message_id);
+}
+
+TEST_F(ChatServiceTest, ContextIsTheNewestMessagesInOrderThenTheNewOneOnce) {
+  ChatLocrit locrit = WithModel();
+  locrit.context_messages = 4;
+  std::string session;
+  for (int i = 0; i < 5; ++i) {
+    const TurnOutcome out = Turn(locrit, Request("question " + std::to_string(i), session));
+    ASSERT_THAT(out.status, IsOk());
+    session = out.result.session_id;
+  }
+  const TurnOutcome last = Turn(locrit, Request("question finale", session));
+  ASSERT_THAT(last.status, IsOk());
+  const auto context = SentContext();
+  ASSERT_GE(context.size(), 6u);
+  EXPECT_EQ(context.front().first, "system");
+  EXPECT_THAT(context.front().second, HasSubstr("Tu es Bob Technique, un Locrit."));
+  // The last four messages before the new one: question 3, its reply, question 4, its reply.
+  const size_t n = context.size();
+  EXPECT_EQ(context[n - 5].second, "question 3");
+  EXPECT_EQ(context[n - 4].first, "assistant");
+  EXPECT_EQ(context[n - 3].second, "question 4");
+  EXPECT_EQ(context[n - 2].first, "assistant");
+  EXPECT_EQ(context[n - 1], std::make_pair(std::string("user"), std::string("question finale")));
+  int finals = 0;
+  for (const auto& [role, content] : context) finals += content == "question finale";
+  EXPECT_EQ(finals, 1);
+}
+
+TEST_F(ChatServiceTest, OlderMessagesOutsideTheWindowAreRecalled) {
+  ChatLocrit locrit = WithModel();
+  locrit.context_messages = 2;
+  ASSERT_THAT(Turn(locrit, Request("Mon chat s'appelle Pistache")).status, IsOk());
+  // Another session: the first one is outside its window and can only be recalled.
+  const TurnOutcome out = Turn(locrit, Request("Comment s'appelle mon chat ?"));
+  ASSERT_THAT(out.status, IsOk());
+  const auto context = SentContext();
+  ASSERT_EQ(context.size(), 3u);
+  EXPECT_EQ(context[1].first, "system");
+  EXPECT_THAT(context[1].second, HasSubstr("Souvenirs rappelés"));
+  EXPECT_THAT(context[1].second, HasSubstr("Pistache"));
+}
+
+TEST_F(ChatServiceTest, RecallAnswersFromMemoryWithoutAModel) {
+  ChatLocrit locrit = Recall();
+  ASSERT_OK_AND_ASSIGN(auto memory, Await<MemoryManager::Handle>([&](auto done) {
+    manager_->Get("bob", {}, done);
+  }));
+  NewMemory fact;
+  fact.content = "Alice cultive des tomates à Lyon.";
+  fact.importance = 0.9;
+  ASSERT_THAT(Await<Memory>([&](auto done) {
+    memory->Write<Memory>([fact](MemoryStore& store) { return store.AddMemory(fact); }, done);
+  }), IsOk());
+  memory.reset();
+
+  const TurnOutcome out = Turn(locrit, Request("Où sont les tomates ?"));
+  ASSERT_THAT(out.status, IsOk());
+  EXPECT_EQ(out.result.model, "recall");
+  EXPECT_THAT(out.result.response, HasSubstr("Aucun modèle de langage n'est configuré"));
+  EXPECT_THAT(out.result.response, HasSubstr("Alice cultive des tomates à Lyon."));
+  EXPECT_THAT(out.result.response, HasSubstr("2025-01-01"));
+  EXPECT_GT(out.deltas.size(), 1u);  // Streamed, not one block.
+  std::string joined;
+  for (const auto& d : out.deltas) joined += d;
+  EXPECT_EQ(joined, out.result.response);
+  ASSERT_OK_AND_ASSIGN(Message reply, GetMessage(out.result.assistant_message_id));
+  EXPECT_EQ(reply.content, out.result.response);
+  EXPECT_TRUE(server_.Requests().empty());  // No language model was contacted.
+}
+
+TEST_F(ChatServiceTest, RecallSaysSoWhenNothingIsRemembered) {
+  const TurnOutcome out = Turn(Recall(), Request("Bonjour"));
+  ASSERT_THAT(out.status, IsOk());
+  EXPECT_THAT(out.result.response, HasSubstr("aucun souvenir"));
+}
+
+TEST_F(ChatServiceTest, InvalidMessagesAreRefusedBeforeAnythingIsSaved) {
+  for (const std::string& bad : {std::string(), std::string("  \n\t"), std::string("a\xff"),
+                                std::string(101, 'x')}) {
+    const TurnOutcome out = Turn(WithModel(), Request(bad));
+    EXPECT_THAT(out.status, StatusIs(StatusCode::kInvalidArgument)) << bad.size();
+    EXPECT_TRUE(out.result.user_message_id.empty());
+  }
+  EXPECT_TRUE(server_.Requests().empty());
+  // 100 characters of two bytes each are within the limit of 100 characters.
+  std::string accented;
+  for (int i = 0; i < 100; ++i) accented += "é";
+  EXPECT_THAT(Turn(WithModel(), Request(accented)).status, IsOk());
+}
+
+struct FailureCase {
+  std::string name;
+  FakeReply reply;
+  StatusCode code;
+};
+
+class ChatFailureTest : public ChatServiceTest,
+                        public ::testing::WithParamInterface<FailureCase> {};
+
+TEST_P(ChatFailureTest, TheUserMessageStaysMarkedUnansweredAndTheErrorNamesIt) {
+  server_.Script(GetParam().reply);
+  const TurnOutcome out = Turn(WithModel(), Request("Une question"));
+  EXPECT_THAT(out.status, StatusIs(GetParam().code));
+  ASSERT_FALSE(out.result.user_message_id.empty());
+  EXPECT_TRUE(out.result.assistant_message_id.empty());
+  ASSERT_OK_AND_ASSIGN(Message user, GetMessage(out.result.user_message_id));
+  EXPECT_EQ(user.content, "Une question");
+  EXPECT_EQ(user.status, MessageStatus::kUnanswered);
+  ASSERT_OK_AND_ASSIGN(auto history, Read<std::vector<Message>>([&](MemoryStore& store) {
+    HistoryQuery q;
+    q.session_id = out.result.session_id;
+    return store.History(q);
+  }));
+  EXPECT_EQ(history.size(), 1u);  // No partial reply was saved.
+}
+
+std::vector<FailureCase> FailureCases() {
+  FakeReply missing_model;
+  missing_model.status = 404;
+  missing_model.error_message = "model 'llama3.2' not found";
+  FakeReply server_error;
+  server_error.status = 500;
+  FakeReply malformed;
+  malformed.end = FakeReply::End::kMalformedLine;
+  malformed.end_after = 1;
+  FakeReply disconnect;
+  disconnect.end = FakeReply::End::kDisconnect;
+  disconnect.end_after = 2;
+  FakeReply truncated;
+  truncated.end = FakeReply::End::kNoDoneMarker;
+  return {{"MissingModel", missing_model, StatusCode::kInvalidArgument},
+          {"ServerError", server_error, StatusCode::kLlmError},
+          {"MalformedLine", malformed, StatusCode::kLlmError},
+          {"DisconnectMidStream", disconnect, StatusCode::kUnavailable},
+          {"TruncatedStream", truncated, StatusCode::kLlmError}};
+}
+
+INSTANTIATE_TEST_SUITE_P(Upstream, ChatFailureTest, ::testing::ValuesIn(FailureCases()),
+                         [](const auto& test) { return test.param.name; });
+
+TEST_F(ChatServiceTest, UnreachableServerIsUnavailableAndKeepsTheMessage) {
+  ChatLocrit locrit = WithModel();
+  locrit.llm->base_url = "http://127.0.0.1:1";  // Nothing listens on port 1.
+  const TurnOutcome out = Turn(locrit, Request("Il y a quelqu'un ?"));
+  EXPECT_THAT(out.status, StatusIs(StatusCode::kUnavailable));
+  ASSERT_OK_AND_ASSIGN(Message user, GetMessage(out.result.user_message_id));
+  EXPECT_EQ(user.status, MessageStatus::kUnanswered);
+}
+
+TEST_F(ChatServiceTest, ConcurrentTurnsOnOneSessionEachAnswerTheirOwnMessage) {
+  ChatLocrit locrit = WithModel();
+  const TurnOutcome first = Turn(locrit, Request("début"));
+  ASSERT_THAT(first.status, IsOk());
+  const std::string session = first.result.session_id;
+  constexpr int kTurns = 8;
+  std::vector<std::future<TurnOutcome>> turns;
+  for (int i = 0; i < kTurns; ++i) {
+    turns.push_back(std::async(std::launch::async, [this, &locrit, &session, i] {
+      return Turn(locrit, Request("question " + std::to_string(i), session));
+    }));
+  }
+  for (auto& f : turns) {
+    const TurnOutcome out = f.get();
+    ASSERT_THAT(out.status, IsOk());
+    EXPECT_EQ(RespondsTo(out.result.assistant_message_id), out.result.user_message_id);
+  }
+  ASSERT_OK_AND_ASSIGN(auto history, Read<std::vector<Message>>([&](MemoryStore& store) {
+    HistoryQuery q;
+    q.session_id = session;
+    q.limit = 100;
+    return store.History(q);
+  }));
+  EXPECT_EQ(history.size(), 2u + 2u * kTurns);
+}
+
+TEST_F(ChatServiceTest, CancellingATurnStopsTheModelAndKeepsTheMessage) {
+  FakeReply stall;
+  stall.end = FakeReply::End::kStall;
+  stall.end_after = 1;
+  server_.Script(stall);
+  std::promise<TurnOutcome> promise;
+  auto future = promise.get_future();
+  std::promise<void> first_delta;
+  auto first = std::make_shared<std::once_flag>();
+  auto handle = chat_->Turn(
+      WithModel(), Request("Longue réponse ?"),
+      [&first_delta, first](std::string_view) {
+        std::call_once(*first, [&] { first_delta.set_value(); });
+      },
+      [&promise](Status status, TurnResult result) {
+        promise.set_value({std::move(status), std::move(result), {}});
+      });
+  first_delta.get_future().wait();
+  handle->Cancel();
+  const TurnOutcome out = future.get();
+  EXPECT_THAT(out.status, StatusIs(StatusCode::kCancelled));
+  ASSERT_OK_AND_ASSIGN(Message user, GetMessage(out.result.user_message_id));
+  EXPECT_EQ(user.status, MessageStatus::kUnanswered);
+}
+
+}  // namespace
+}  // namespace locrit

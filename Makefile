@@ -36,13 +36,13 @@ sanitize: deps
 	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L 'unit|fault'
 
 # The concurrency tests under ThreadSanitizer, in their own build tree.
-TSAN_TARGETS = memory_test memory_stress_test
+TSAN_TARGETS = memory_test memory_stress_test llm_test
 tsan: deps
 	$(MAKE) configure BUILD=build-tsan CMAKE_FLAGS="$(CMAKE_FLAGS) -DLOCRIT_SANITIZE=thread -DLOCRIT_BUILD_BENCH=OFF"
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
 	LOCRIT_STRESS_SECONDS=10 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  ctest --test-dir build-tsan \
-	  --output-on-failure -R '^(MemoryManagerTest|MemoryStressTest)\.'
+	  --output-on-failure -R '^(MemoryManagerTest|MemoryStressTest|BothWireFormats/Llm[A-Za-z]*Test|LlmTlsTest)\.'
 
 format:
 	find src tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i

@@ -159,6 +159,11 @@ Status Db::Exec(std::string_view sql) {
   return Status::Ok();
 }
 
+Status Db::RunCached(std::string_view sql) {
+  ASSIGN_OR_RETURN(Stmt stmt, Prepare(sql));
+  return stmt.Run();
+}
+
 Result<Stmt> Db::Prepare(std::string_view sql) {
   std::string key(sql);
   auto it = cache_.find(key);
@@ -189,6 +194,20 @@ Result<int64_t> Db::QueryInt(std::string_view sql) {
   return value;
 }
 
+Result<std::vector<std::string>> Db::QueryTexts(std::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "prepare");
+  std::vector<std::string> rows;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    rows.emplace_back(text != nullptr ? text : "");
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Error(rc, "query");
+  return rows;
+}
+
 Status Db::Error(int rc, std::string_view what) const {
   const char* detail = sqlite3_errmsg(db_);
   if (sqlite3_errcode(db_) != rc) detail = sqlite3_errstr(rc);
@@ -196,12 +215,12 @@ Status Db::Error(int rc, std::string_view what) const {
 }
 
 Transaction::Transaction(Db* db) : db_(db), nested_(db->InTransaction()) {
-  begin_status_ = db_->Exec(nested_ ? "SAVEPOINT unit" : "BEGIN IMMEDIATE");
+  begin_status_ = db_->RunCached(nested_ ? "SAVEPOINT unit" : "BEGIN IMMEDIATE");
   // After SQLITE_FULL aborted a transaction whose pages had spilled to the WAL, SQLite 3.40 fails
   // the connection's next BEGIN once more with the same error although the disk has room again.
   // One retry tells that echo apart from a disk that is still full.
   if (!begin_status_.ok() && !nested_ && begin_status_.code() == StatusCode::kIoError) {
-    begin_status_ = db_->Exec("BEGIN IMMEDIATE");
+    begin_status_ = db_->RunCached("BEGIN IMMEDIATE");
   }
   open_ = begin_status_.ok();
 }
@@ -209,15 +228,15 @@ Transaction::Transaction(Db* db) : db_(db), nested_(db->InTransaction()) {
 Transaction::~Transaction() {
   if (!open_ || !db_->InTransaction()) return;
   if (nested_) {
-    (void)db_->Exec("ROLLBACK TO unit; RELEASE unit");
+    if (db_->RunCached("ROLLBACK TO unit").ok()) (void)db_->RunCached("RELEASE unit");
   } else {
-    (void)db_->Exec("ROLLBACK");
+    (void)db_->RunCached("ROLLBACK");
   }
 }
 
 Status Transaction::Commit() {
   if (!open_) return begin_status_.ok() ? InternalError("transaction already finished") : begin_status_;
-  Status status = db_->Exec(nested_ ? "RELEASE unit" : "COMMIT");
+  Status status = db_->RunCached(nested_ ? "RELEASE unit" : "COMMIT");
   if (!status.ok()) return status;  // The destructor rolls back what is left.
   open_ = false;
   return Status::Ok();

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "base/status.h"
 
@@ -95,12 +96,19 @@ class Db {
   // Runs one or more statements that return no rows we need.
   Status Exec(std::string_view sql);
 
+  // Runs one statement from the statement cache, for the fixed statements run on every write
+  // (BEGIN, COMMIT, SAVEPOINT, RELEASE, ROLLBACK): Exec would parse them again each time.
+  Status RunCached(std::string_view sql);
+
   // Returns the cached prepared statement for `sql`, preparing it on first use.
   // REQUIRES: the same SQL is not already borrowed (statements are not re-entrant).
   Result<Stmt> Prepare(std::string_view sql);
 
   // A one-off statement (not cached), e.g. for PRAGMAs built at run time.
   Result<int64_t> QueryInt(std::string_view sql);
+  // A one-off statement's first column of every row, as text (e.g. the integrity pragmas, whose
+  // programs cover every table and are not worth keeping prepared).
+  Result<std::vector<std::string>> QueryTexts(std::string_view sql);
 
   int64_t Changes() const { return sqlite3_changes64(db_); }
   int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }

@@ -1,0 +1,221 @@
+// LocritRegistry over real SQLite files in a temporary directory; the name rules as tables.
+#include "registry/locrit_registry.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/fake_clock.h"
+#include "tests/support/matchers.h"
+#include "tests/support/raw_sql.h"
+#include "tests/support/temp_dir.h"
+
+namespace locrit {
+namespace {
+
+using ::locrit::testing::FakeClock;
+using ::locrit::testing::IsOk;
+using ::locrit::testing::RawSql;
+using ::locrit::testing::StatusIs;
+using ::locrit::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(LocritNameTest, ValidNames) {
+  for (const char* name : {"Bob Technique", "a", "Élodie", "Ψυχή", "日本語のロクリ", "x-y_z.1",
+                           "Bob 🤖"}) {
+    EXPECT_THAT(ValidateLocritName(name), IsOk()) << name;
+  }
+  EXPECT_THAT(ValidateLocritName(std::string(64, 'a')), IsOk());
+  std::string sixty_four_accents;
+  for (int i = 0; i < 64; ++i) sixty_four_accents += "é";
+  EXPECT_THAT(ValidateLocritName(sixty_four_accents), IsOk()) << "counted in characters";
+}
+
+TEST(LocritNameTest, InvalidNames) {
+  struct Case {
+    std::string name;
+    const char* why;
+  };
+  const Case cases[] = {
+      {"", "empty"},
+      {std::string(65, 'a'), "longer than 64"},
+      {"a/b", "'/'"},
+      {"..\\x", "'/'"},
+      {"../etc", "'/'"},
+      {"bob\nx", "control"},
+      {std::string("bob\0x", 5), "control"},
+      {"bob\x7f", "control"},
+      {"bob\xc2\x85", "control"},  // U+0085, a C1 control.
+      {" bob", "space"},
+      {"bob ", "space"},
+      {"bob\xff", "UTF-8"},
+      {"\xc0\xaf", "UTF-8"},  // Overlong '/'.
+  };
+  for (const Case& c : cases) {
+    const Status status = ValidateLocritName(c.name);
+    EXPECT_THAT(status, StatusIs(StatusCode::kInvalidArgument)) << c.name;
+    EXPECT_THAT(status.message(), HasSubstr(c.why)) << c.name;
+  }
+}
+
+TEST(LocritNameTest, KeyFoldsCase) {
+  EXPECT_EQ(LocritNameKey("Bob Technique"), LocritNameKey("bob TECHNIQUE"));
+  EXPECT_EQ(LocritNameKey("ÉLODIE"), LocritNameKey("élodie"));
+  EXPECT_EQ(LocritNameKey("ŁUKASZ"), LocritNameKey("łukasz"));
+  EXPECT_EQ(LocritNameKey("ΨΥΧΉ"), LocritNameKey("ψυχή"));
+  EXPECT_EQ(LocritNameKey("БОРИС"), LocritNameKey("борис"));
+  EXPECT_NE(LocritNameKey("Bob"), LocritNameKey("Bob "));
+  EXPECT_NE(LocritNameKey("e"), LocritNameKey("é"));
+}
+
+TEST(LocritNameTest, SlugBase) {
+  EXPECT_EQ(SlugBase("Bob Technique"), "bob-technique");
+  EXPECT_EQ(SlugBase("Élodie l'Ingénieure"), "elodie-l-ingenieure");
+  EXPECT_EQ(SlugBase("  --A__B--  "), "a__b");
+  EXPECT_EQ(SlugBase("..\\..\\etc"), "etc");
+  EXPECT_EQ(SlugBase("日本語"), "");
+  EXPECT_EQ(SlugBase(std::string(64, 'x')).size(), 40u);
+  EXPECT_TRUE(IsValidSlug("bob-technique"));
+  EXPECT_FALSE(IsValidSlug(""));
+  EXPECT_FALSE(IsValidSlug(".."));
+  EXPECT_FALSE(IsValidSlug("Bob"));
+}
+
+class LocritRegistryTest : public ::testing::Test {
+ protected:
+  Result<std::unique_ptr<LocritRegistry>> Open() {
+    RegistryOptions options;
+    options.path = dir_.File("registry.db");
+    options.clock = &clock_;
+    options.locrits_dir = dir_.File("locrits");
+    return LocritRegistry::Open(options);
+  }
+
+  static LocritConfig Named(std::string name) {
+    LocritConfig config;
+    config.name = std::move(name);
+    config.description = "un Locrit de test";
+    return config;
+  }
+
+  TempDir dir_;
+  FakeClock clock_{1'700'000'000'000'000};
+};
+
+TEST_F(LocritRegistryTest, CreateGetListAndReopen) {
+  {
+    auto registry = Open();
+    ASSERT_THAT(registry, IsOk());
+    EXPECT_EQ((*registry)->Count(), 0u);
+    LocritConfig bob = Named("Bob Technique");
+    bob.system_prompt = "Tu es Bob.";
+    bob.model = "llama3.2";
+    bob.llm = {LocritProvider::kOllama, "http://gpu:11434"};
+    bob.open_to.internet = true;
+    bob.access_to.full_memory = true;
+    bob.memory = {100, 7};
+    bob.slug = "ignored";
+    auto created = (*registry)->Create(bob);
+    ASSERT_THAT(created, IsOk());
+    EXPECT_EQ(created->slug, "bob-technique");
+    EXPECT_EQ(created->created_at, 1'700'000'000'000);
+    EXPECT_EQ(created->updated_at, created->created_at);
+    clock_.AdvanceMillis(5);
+    ASSERT_THAT((*registry)->Create(Named("Ψυχή")), IsOk());
+  }
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  auto bob = (*registry)->Get("BOB technique");
+  ASSERT_THAT(bob, IsOk());
+  EXPECT_EQ(bob->name, "Bob Technique");
+  EXPECT_EQ(bob->system_prompt, "Tu es Bob.");
+  EXPECT_EQ(bob->model, "llama3.2");
+  EXPECT_EQ(bob->llm.provider, LocritProvider::kOllama);
+  EXPECT_EQ(bob->llm.url, "http://gpu:11434");
+  EXPECT_TRUE(bob->open_to.internet);
+  EXPECT_TRUE(bob->open_to.humans);
+  EXPECT_TRUE(bob->access_to.full_memory);
+  EXPECT_EQ(bob->memory.max_messages, 100);
+  EXPECT_EQ(bob->memory.context_messages, 7);
+  auto psyche = (*registry)->Get("ΨΥΧΉ");
+  ASSERT_THAT(psyche, IsOk());
+  EXPECT_EQ(psyche->system_prompt, std::nullopt);
+  EXPECT_EQ(psyche->llm.provider, LocritProvider::kRecall);
+  EXPECT_EQ(psyche->llm.url, std::nullopt);
+  EXPECT_EQ(psyche->slug.size(), 8u) << "no ASCII letters: the hash alone";
+  EXPECT_TRUE(IsValidSlug(psyche->slug));
+  std::vector<std::string> names;
+  for (const auto& c : (*registry)->List()) names.push_back(c.name);
+  EXPECT_THAT(names, ElementsAre("Bob Technique", "Ψυχή"));
+}
+
+TEST_F(LocritRegistryTest, NamesAreUniqueCaseInsensitively) {
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  ASSERT_THAT((*registry)->Create(Named("Élodie")), IsOk());
+  auto again = (*registry)->Create(Named("éLODIE"));
+  EXPECT_THAT(again, StatusIs(StatusCode::kAlreadyExists));
+  EXPECT_THAT(again.status().message(), HasSubstr("Élodie"));
+  EXPECT_EQ((*registry)->Count(), 1u);
+}
+
+TEST_F(LocritRegistryTest, SlugsGetAHashWhenTakenOrOnDisk) {
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  auto first = (*registry)->Create(Named("Bob Technique"));
+  auto second = (*registry)->Create(Named("bob-technique"));
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(second, IsOk());
+  EXPECT_EQ(first->slug, "bob-technique");
+  EXPECT_THAT(second->slug, ::testing::StartsWith("bob-technique-"));
+  EXPECT_EQ(second->slug.size(), std::string("bob-technique-").size() + 8);
+
+  // Memory left behind by a deleted Locrit is never handed to a new one.
+  std::filesystem::create_directories(dir_.path() / "locrits" / "alice");
+  auto alice = (*registry)->Create(Named("Alice"));
+  ASSERT_THAT(alice, IsOk());
+  EXPECT_NE(alice->slug, "alice");
+  EXPECT_THAT(alice->slug, ::testing::StartsWith("alice-"));
+}
+
+TEST_F(LocritRegistryTest, InvalidDefinitionsAreRefusedAndNothingIsStored) {
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  EXPECT_THAT((*registry)->Create(Named("a/b")), StatusIs(StatusCode::kInvalidArgument));
+  LocritConfig bad = Named("ok");
+  bad.memory.context_messages = -1;
+  EXPECT_THAT((*registry)->Create(bad), StatusIs(StatusCode::kInvalidArgument));
+  bad = Named("ok");
+  bad.description = std::string(4097, 'd');
+  EXPECT_THAT((*registry)->Create(bad), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_EQ((*registry)->Count(), 0u);
+  RawSql sql(dir_.File("registry.db"));
+  EXPECT_EQ(sql.Text("SELECT count(*) FROM locrits"), "0");
+}
+
+TEST_F(LocritRegistryTest, GetUnknownIsNotFound) {
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  EXPECT_THAT((*registry)->Get("nobody"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT((*registry)->Get("bad\xff"), StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(LocritRegistryTest, AFileThatIsNotARegistryIsReportedNeverReplaced) {
+  {
+    std::ofstream out(dir_.File("registry.db"), std::ios::binary);
+    out << std::string(8192, 'x');
+  }
+  EXPECT_THAT(Open(), StatusIs(StatusCode::kCorruption));
+  EXPECT_EQ(std::filesystem::file_size(dir_.File("registry.db")), 8192u);
+}
+
+TEST_F(LocritRegistryTest, ANewerSchemaIsRefused) {
+  { RawSql(dir_.File("registry.db")).Exec("PRAGMA user_version=9"); }
+  EXPECT_THAT(Open(), StatusIs(StatusCode::kFailedPrecondition));
+}
+
+}  // namespace
+}  // namespace locrit

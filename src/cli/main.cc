@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "base/id_generator.h"
+#include "cli/serve.h"
 #include "store/memory_store.h"
 
 namespace locrit {
@@ -50,17 +51,29 @@ int Run(int argc, char** argv) {
     std::cout << "locrit " << LOCRIT_VERSION << "\n";
   });
 
-  auto* serve = app.add_subcommand("serve", "Run the server");
-  serve->callback([] {
-    std::cerr << "locrit serve: the HTTP server is not part of this build yet; the memory tools "
-                 "are ('locrit memory --help').\n";
-  });
+  int exit_code = kExitOk;
+  ServeSettings serve_settings;
+  auto* serve = app.add_subcommand("serve", "Run the HTTP server");
+  serve->add_option("--listen", serve_settings.listen, "HOST:PORT to listen on (port 0: any)")
+      ->envname("LOCRIT_LISTEN")
+      ->capture_default_str();
+  serve->add_option("--data", serve_settings.data, "Data directory")
+      ->envname("LOCRIT_DATA")
+      ->capture_default_str();
+  serve->add_flag("--no-example", serve_settings.no_example,
+                  "Do not create the example Locrit on first start")
+      ->envname("LOCRIT_NO_EXAMPLE");
+  serve->add_option("--shutdown-timeout", serve_settings.shutdown_timeout_s,
+                    "Seconds in-flight requests get to finish on SIGINT/SIGTERM")
+      ->envname("LOCRIT_SHUTDOWN_TIMEOUT")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  serve->callback([&] { exit_code = Serve(serve_settings); });
 
   auto* memory = app.add_subcommand("memory", "Inspect one Locrit memory file");
   memory->require_subcommand(1);
   std::string db_path;
   std::string file;
-  int exit_code = kExitOk;
   StoreTool tool;
 
   auto* check = memory->add_subcommand("check", "Run PRAGMA quick_check on a memory file");

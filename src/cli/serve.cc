@@ -1,0 +1,255 @@
+#include "cli/serve.h"
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <random>
+
+#include "base/clock.h"
+#include "base/file_lock.h"
+#include "base/id_generator.h"
+#include "base/thread_pool.h"
+#include "chat/chat_service.h"
+#include "llm/llm_runtime.h"
+#include "memory/memory_manager.h"
+#include "registry/locrit_registry.h"
+#include "server/api.h"
+#include "server/http_server.h"
+
+namespace locrit {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
+constexpr int kExitInUse = 3;
+
+constexpr const char* kExampleName = "Bob Technique";
+constexpr const char* kExampleDescription =
+    "Le Locrit d'exemple : un technicien serviable qui répond aux questions techniques.";
+
+void Log(const std::string& line) { std::cerr << "locrit: " << line << std::endl; }
+
+uint64_t EntropySeed() {
+  std::random_device device;
+  return (static_cast<uint64_t>(device()) << 32) ^ device();
+}
+
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// "HOST:PORT", "[V6]:PORT".
+Result<ListenAddress> ParseListen(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return InvalidArgumentError("--listen must be HOST:PORT, got \"" + text + "\"");
+  }
+  ListenAddress out;
+  out.host = text.substr(0, colon);
+  if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']') {
+    out.host = out.host.substr(1, out.host.size() - 2);
+  }
+  const std::string port = text.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return InvalidArgumentError("--listen: bad port \"" + port + "\"");
+  }
+  out.port = static_cast<uint16_t>(std::stoi(port));
+  return out;
+}
+
+bool IsLoopback(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  unsigned a, b, c, d;
+  char extra;
+  if (std::sscanf(host.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) == 4) {
+    return a == 127 && b < 256 && c < 256 && d < 256;
+  }
+  return false;
+}
+
+Status WriteFileAtomically(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) return IoError("cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return IoError("cannot write " + path.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+// Whether an Ollama answers at its default URL within a short probe; the first model it offers.
+std::optional<std::string> ProbeOllama(LlmRuntime& runtime) {
+  LlmSettings settings;
+  settings.provider = LlmProvider::kOllama;
+  settings.timeouts.connect = std::chrono::milliseconds(500);
+  settings.timeouts.first_token = std::chrono::milliseconds(1'500);
+  settings.timeouts.idle = std::chrono::milliseconds(1'500);
+  settings.timeouts.total = std::chrono::milliseconds(2'000);
+  settings.retry.max_retries = 0;
+  auto client = runtime.NewClient(settings);
+  if (!client.ok()) return std::nullopt;
+  std::promise<Result<std::vector<ModelInfo>>> promise;
+  auto future = promise.get_future();
+  LlmCall call = (*client)->ListModels(
+      [&promise](Result<std::vector<ModelInfo>> models) { promise.set_value(std::move(models)); });
+  Result<std::vector<ModelInfo>> models = future.get();
+  if (!models.ok() || models->empty()) return std::nullopt;
+  return models->front().name;
+}
+
+Status CreateExample(LocritRegistry& registry, LlmRuntime& runtime) {
+  LocritConfig bob;
+  bob.name = kExampleName;
+  bob.description = kExampleDescription;
+  const std::optional<std::string> model = ProbeOllama(runtime);
+  if (model) {
+    bob.llm.provider = LocritProvider::kOllama;
+    bob.model = *model;
+  } else {
+    bob.llm.provider = LocritProvider::kRecall;
+    bob.model = "recall";
+  }
+  auto created = registry.Create(bob);
+  if (!created.ok()) return created.status();
+  if (model) {
+    Log(fmt::format("created the example Locrit \"{}\": it uses the Ollama at {} with model {}",
+                    kExampleName, kDefaultOllamaUrl, *model));
+  } else {
+    Log(fmt::format(
+        "created the example Locrit \"{}\": it uses the built-in recall responder (no Ollama with "
+        "a model answered at {})",
+        kExampleName, kDefaultOllamaUrl));
+  }
+  return Status::Ok();
+}
+
+int Fail(int code, const std::string& message) {
+  Log(message);
+  return code;
+}
+
+}  // namespace
+
+int Serve(const ServeSettings& settings) {
+  auto listen = ParseListen(settings.listen);
+  if (!listen.ok()) return Fail(kExitConfig, listen.status().message());
+  if (!IsLoopback(listen->host)) {
+    return Fail(kExitConfig,
+                "refusing to listen on " + settings.listen +
+                    ": this build has no admin tokens yet, so it only serves loopback addresses "
+                    "(127.0.0.1, ::1, localhost)");
+  }
+  if (std::getenv("LOCRIT_ADMIN_TOKEN") != nullptr) {
+    Log("LOCRIT_ADMIN_TOKEN is set but admin tokens are not supported by this build yet; "
+        "serving loopback callers only");
+  }
+
+  const std::filesystem::path data = settings.data;
+  std::error_code ec;
+  std::filesystem::create_directories(data / "locrits", ec);
+  if (ec) return Fail(kExitConfig, "cannot create the data directory " + data.string() + ": " +
+                                       ec.message());
+  auto lock = FileLock::Acquire((data / "locrit.lock").string());
+  if (!lock.ok()) {
+    return Fail(lock.status().code() == StatusCode::kFailedPrecondition ? kExitInUse
+                                                                        : kExitFailure,
+                "the data directory " + data.string() + " is in use: " + lock.status().message());
+  }
+
+  // Signals are taken by sigwait below; every thread started from here inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  SystemClock clock;
+  IdGenerator ids(&clock, EntropySeed());
+  RegistryOptions registry_options;
+  registry_options.path = (data / "registry.db").string();
+  registry_options.clock = &clock;
+  registry_options.locrits_dir = (data / "locrits").string();
+  auto registry = LocritRegistry::Open(registry_options);
+  if (!registry.ok()) return Fail(kExitFailure, registry.status().ToString());
+
+  ThreadPool pool(4);
+  MemoryManagerOptions memory_options;
+  memory_options.data_dir = data.string();
+  memory_options.clock = &clock;
+  memory_options.ids = &ids;
+  memory_options.pool = &pool;
+  MemoryManager memory(memory_options);
+  LlmRuntime llm;
+
+  if ((*registry)->Count() == 0 && !settings.no_example) {
+    Status status = CreateExample(**registry, llm);
+    if (!status.ok()) return Fail(kExitFailure, "cannot create the example Locrit: " +
+                                                    status.ToString());
+  }
+
+  ChatServiceOptions chat_options;
+  chat_options.memory = &memory;
+  chat_options.llm = &llm;
+  chat_options.ids = &ids;
+  chat_options.clock = &clock;
+  ChatService chat(chat_options);
+
+  ApiOptions api_options;
+  api_options.registry = registry->get();
+  api_options.chat = &chat;
+  api_options.clock = &clock;
+  api_options.version = LOCRIT_VERSION;
+  api_options.max_message_chars = chat_options.max_message_chars;
+  api_options.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
+  if (listen->host != "localhost" && listen->host != "127.0.0.1" && listen->host != "::1") {
+    api_options.allowed_hosts.push_back(listen->host);
+  }
+  Api api(api_options);
+
+  HttpServerOptions server_options;
+  server_options.host = listen->host;
+  server_options.port = listen->port;
+  auto server = HttpServer::Start(server_options, &api);
+  if (!server.ok()) {
+    return Fail(server.status().code() == StatusCode::kInvalidArgument ? kExitConfig
+                                                                       : kExitFailure,
+                server.status().message());
+  }
+  const std::string address = (*server)->address();
+  const std::filesystem::path addr_file = data / "locrit.addr";
+  Status written = WriteFileAtomically(addr_file, address + "\n");
+  if (!written.ok()) Log(written.ToString());
+  Log("listening on http://" + address);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  Log(fmt::format("{}: shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM"));
+
+  api.SetDraining();
+  (*server)->BeginDrain();
+  if (!(*server)->WaitIdle(std::chrono::seconds(settings.shutdown_timeout_s))) {
+    Log("requests still running after the shutdown deadline: cancelling them");
+  }
+  llm.Shutdown();  // Cancels model calls still running; their turns answer with an error.
+  (void)(*server)->WaitIdle(std::chrono::seconds(5));
+  (*server)->Stop();
+  memory.Shutdown();
+  pool.Shutdown();
+  std::filesystem::remove(addr_file, ec);
+  Log("stopped");
+  return kExitOk;
+}
+
+}  // namespace locrit

@@ -1,0 +1,442 @@
+// The only translation unit of server/ that includes Beast (it is costly to compile).
+#include "server/http_server.h"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "server/http_errors.h"
+
+namespace locrit {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// After an error response that ends the connection, what the client is still sending is read and
+// dropped for a while, so closing does not reset the connection before the client read the answer.
+constexpr std::chrono::milliseconds kLingerTimeout{2'000};
+constexpr size_t kLingerMaxBytes = 4 << 20;
+
+std::string Chunk(std::string_view data) {
+  char size[20];
+  const int n = std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
+  std::string chunk;
+  chunk.reserve(static_cast<size_t>(n) + data.size() + 2);
+  chunk.append(size, static_cast<size_t>(n));
+  chunk.append(data);
+  chunk.append("\r\n");
+  return chunk;
+}
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(HttpServerOptions options, Api* api)
+      : options_(std::move(options)), api_(api), acceptor_(net::make_strand(ioc_)) {}
+
+  Status Listen();
+  void Accept();
+  void RequestStarted() {
+    std::lock_guard lock(mu_);
+    ++active_;
+  }
+  void RequestFinished() {
+    std::lock_guard lock(mu_);
+    if (--active_ == 0) idle_.notify_all();
+  }
+
+  const HttpServerOptions options_;
+  Api* const api_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;  // Confined to its own strand once accepting.
+  tcp::endpoint bound_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_{false};
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int64_t active_ = 0;  // GUARDED_BY(mu_): requests read and not yet answered.
+};
+
+namespace {
+
+// One connection. Every member is confined to the connection's strand (stream_'s executor),
+// except gone_ and backlog_bytes_, which the Responder reads from any thread.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket&& socket, HttpServer::Impl* server)
+      : stream_(std::move(socket)), server_(server) {}
+
+  void Run() {
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Connection::Read,
+                                                                   shared_from_this()));
+  }
+
+  // Responder entry points (any thread).
+  void PostSend(HttpResponse response) {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), r = std::move(response)]() mutable {
+                self->SendResponse(std::move(r));
+              });
+  }
+  void PostStartStream(int status, std::string content_type) {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), status, ct = std::move(content_type)]() mutable {
+                self->StartStream(status, std::move(ct));
+              });
+  }
+  bool PostWrite(std::string data) {
+    if (gone_.load()) return false;
+    std::string chunk = Chunk(data);
+    const size_t backlog = backlog_bytes_.fetch_add(chunk.size()) + chunk.size();
+    if (backlog > server_->options_.max_stream_backlog_bytes) {
+      gone_.store(true);
+      net::post(stream_.get_executor(), [self = shared_from_this()] { self->Fail(); });
+      return false;
+    }
+    net::post(stream_.get_executor(), [self = shared_from_this(), c = std::move(chunk)]() mutable {
+      self->QueueChunk(std::move(c));
+    });
+    return true;
+  }
+  void PostEnd() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->EndStream(); });
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(server_->options_.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(server_->options_.max_header_bytes));
+    stream_.expires_after(server_->options_.read_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Connection::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, size_t) {
+    if (ec) return OnReadError(ec);
+    const auto& req = parser_->get();
+    if (beast::iequals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
+      if (parser_->content_length() && *parser_->content_length() >
+                                           server_->options_.max_body_bytes) {
+        return OnReadError(http::error::body_limit);
+      }
+      continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      stream_.expires_after(server_->options_.write_timeout);
+      return http::async_write(stream_, *continue_,
+                               [self = shared_from_this()](beast::error_code e, size_t) {
+                                 self->continue_.reset();
+                                 if (e) return self->Fail();
+                                 self->ReadBody();
+                               });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    stream_.expires_after(server_->options_.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Connection::OnRead, shared_from_this()));
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof ||
+        ec == beast::error::timeout || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset) {
+      return Close();
+    }
+    HttpError error{400, "invalid_argument", "malformed HTTP request: " + ec.message()};
+    if (ec == http::error::body_limit) {
+      error = PayloadTooLargeError("the body is larger than " +
+                                   std::to_string(server_->options_.max_body_bytes) + " bytes");
+    } else if (ec == http::error::header_limit) {
+      error = HeadersTooLargeError("the request headers are larger than " +
+                                   std::to_string(server_->options_.max_header_bytes) + " bytes");
+    } else if (ec.category() != http::make_error_code(http::error::body_limit).category()) {
+      return Close();  // A socket error: nobody to answer.
+    }
+    keep_alive_ = false;
+    linger_ = true;
+    in_request_ = true;
+    server_->RequestStarted();
+    SendResponse(ErrorResponse(error));
+  }
+
+  void OnRead(beast::error_code ec, size_t) {
+    if (ec) return OnReadError(ec);
+    http::request<http::string_body> req = parser_->release();
+    keep_alive_ = req.keep_alive();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.content_type = std::string(req[http::field::content_type]);
+    request.host = std::string(req[http::field::host]);
+    request.body = std::move(req.body());
+    in_request_ = true;
+    server_->RequestStarted();
+    stream_.expires_never();  // A chat turn may take long; the writes have their own deadline.
+    server_->api_->Handle(request, MakeResponder());
+  }
+
+  std::shared_ptr<Responder> MakeResponder();
+
+  bool KeepAlive() const { return keep_alive_ && !server_->draining_.load(); }
+
+  void SendResponse(HttpResponse r) {
+    if (!in_request_ || streaming_) return;  // A second answer to one request is a bug upstream.
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), 11);
+    res->set(http::field::server, "locrit");
+    res->set(http::field::content_type, r.content_type);
+    res->set(http::field::cache_control, "no-store");
+    for (auto& [name, value] : r.headers) res->set(name, value);
+    res->keep_alive(KeepAlive());
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+    stream_.expires_after(server_->options_.write_timeout);
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec,
+                                                                      size_t) {
+      self->FinishRequest();
+      if (ec) return self->Fail();
+      if (!res->keep_alive()) return self->linger_ ? self->Linger() : self->Close();
+      self->Read();
+    });
+  }
+
+  void StartStream(int status, std::string content_type) {
+    if (!in_request_ || streaming_) return;
+    streaming_ = true;
+    head_ = std::make_unique<http::response<http::empty_body>>(static_cast<http::status>(status),
+                                                               11);
+    head_->set(http::field::server, "locrit");
+    head_->set(http::field::content_type, content_type);
+    head_->set(http::field::cache_control, "no-cache");
+    head_->set("X-Accel-Buffering", "no");
+    head_->keep_alive(KeepAlive());
+    head_->chunked(true);
+    serializer_ = std::make_unique<http::response_serializer<http::empty_body>>(*head_);
+    Pump();
+  }
+
+  void QueueChunk(std::string chunk) {
+    if (!streaming_ || gone_.load()) {
+      backlog_bytes_.fetch_sub(chunk.size());
+      return;
+    }
+    backlog_.push_back(std::move(chunk));
+    Pump();
+  }
+
+  void EndStream() {
+    if (!streaming_ || gone_.load()) return;
+    end_queued_ = true;
+    Pump();
+  }
+
+  // Writes what is queued, one write in flight.
+  void Pump() {
+    if (writing_ || gone_.load()) return;
+    if (!head_written_) {
+      writing_ = true;
+      stream_.expires_after(server_->options_.write_timeout);
+      return http::async_write_header(
+          stream_, *serializer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+            self->writing_ = false;
+            if (ec) return self->Fail();
+            self->head_written_ = true;
+            self->Pump();
+          });
+    }
+    if (backlog_.empty() && end_queued_) {
+      backlog_.push_back("0\r\n\r\n");
+      backlog_bytes_.fetch_add(backlog_.back().size());
+      end_queued_ = false;
+      end_written_ = true;
+    }
+    if (backlog_.empty()) {
+      stream_.expires_never();
+      return;
+    }
+    writing_ = true;
+    stream_.expires_after(server_->options_.write_timeout);
+    net::async_write(stream_, net::buffer(backlog_.front()),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       self->backlog_bytes_.fetch_sub(self->backlog_.front().size());
+                       self->backlog_.pop_front();
+                       if (ec) return self->Fail();
+                       if (self->backlog_.empty() && self->end_written_) return self->StreamDone();
+                       self->Pump();
+                     });
+  }
+
+  void StreamDone() {
+    const bool keep = head_->keep_alive();
+    streaming_ = head_written_ = end_written_ = false;
+    serializer_.reset();
+    head_.reset();
+    FinishRequest();
+    if (!keep) return Close();
+    Read();
+  }
+
+  void FinishRequest() {
+    if (!in_request_) return;
+    in_request_ = false;
+    server_->RequestFinished();
+  }
+
+  void Fail() {
+    gone_.store(true);
+    FinishRequest();
+    Close();
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  // Half-closes, then drops what the client still sends for a while before closing.
+  void Linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kLingerTimeout);
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(64 << 10), [self = shared_from_this()](
+                                                           beast::error_code ec, size_t n) {
+      self->lingered_ += n;
+      if (ec || self->lingered_ > kLingerMaxBytes) return self->Close();
+      self->Linger();
+    });
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl* const server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::empty_body>> continue_;
+  bool keep_alive_ = false;
+  bool in_request_ = false;  // A request was read and is not yet fully answered.
+  bool linger_ = false;
+  size_t lingered_ = 0;
+  // The current stream.
+  bool streaming_ = false;
+  bool head_written_ = false;
+  bool writing_ = false;
+  bool end_queued_ = false;
+  bool end_written_ = false;
+  std::unique_ptr<http::response<http::empty_body>> head_;
+  std::unique_ptr<http::response_serializer<http::empty_body>> serializer_;
+  std::deque<std::string> backlog_;
+  // Any thread.
+  std::atomic<bool> gone_{false};
+  std::atomic<size_t> backlog_bytes_{0};
+};
+
+class SessionResponder final : public Responder {
+ public:
+  explicit SessionResponder(std::shared_ptr<Connection> session) : session_(std::move(session)) {}
+  void Send(HttpResponse response) override { session_->PostSend(std::move(response)); }
+  void StartStream(int status, std::string content_type) override {
+    session_->PostStartStream(status, std::move(content_type));
+  }
+  bool Write(std::string data) override { return session_->PostWrite(std::move(data)); }
+  void End() override { session_->PostEnd(); }
+
+ private:
+  const std::shared_ptr<Connection> session_;
+};
+
+std::shared_ptr<Responder> Connection::MakeResponder() {
+  return std::make_shared<SessionResponder>(shared_from_this());
+}
+
+}  // namespace
+
+Status HttpServer::Impl::Listen() {
+  beast::error_code ec;
+  const std::string host = options_.host == "localhost" ? "127.0.0.1" : options_.host;
+  const net::ip::address address = net::ip::make_address(host, ec);
+  if (ec) return InvalidArgumentError("not an IP address: " + options_.host);
+  const tcp::endpoint endpoint(address, options_.port);
+  const std::string where = "cannot listen on " + options_.host + ":" +
+                            std::to_string(options_.port) + ": ";
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (!ec) bound_ = acceptor_.local_endpoint(ec);
+  if (ec) return IoError(where + ec.message());
+  return Status::Ok();
+}
+
+void HttpServer::Impl::Accept() {
+  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+    if (!acceptor_.is_open()) return;
+    if (ec) {
+      // Out of descriptors and the like: try again a little later rather than spin.
+      auto timer = std::make_shared<net::steady_timer>(acceptor_.get_executor(),
+                                                       std::chrono::milliseconds(50));
+      return timer->async_wait([this, timer](beast::error_code) { Accept(); });
+    }
+    std::make_shared<Connection>(std::move(socket), this)->Run();
+    Accept();
+  });
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options, Api* api) {
+  auto impl = std::make_unique<Impl>(options, api);
+  RETURN_IF_ERROR(impl->Listen());
+  impl->Accept();
+  for (int i = 0; i < std::max(1, options.threads); ++i) {
+    impl->threads_.emplace_back([ioc = &impl->ioc_] { ioc->run(); });
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+std::string HttpServer::address() const {
+  const auto& a = impl_->bound_.address();
+  const std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+  return host + ":" + std::to_string(impl_->bound_.port());
+}
+
+uint16_t HttpServer::port() const { return impl_->bound_.port(); }
+
+void HttpServer::BeginDrain() {
+  impl_->draining_.store(true);
+  net::post(impl_->acceptor_.get_executor(), [impl = impl_.get()] {
+    beast::error_code ignored;
+    impl->acceptor_.close(ignored);
+  });
+}
+
+bool HttpServer::WaitIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->mu_);
+  return impl_->idle_.wait_for(lock, timeout, [&] { return impl_->active_ == 0; });
+}
+
+void HttpServer::Stop() {
+  if (impl_->stopped_.exchange(true)) return;
+  impl_->ioc_.stop();
+  for (auto& t : impl_->threads_) t.join();
+  impl_->threads_.clear();
+}
+
+}  // namespace locrit

@@ -1,0 +1,67 @@
+// HttpServer: the HTTP/1.1 listener and connections (Boost.Beast), handing each request to an Api.
+//
+// - One io_context with `threads` network threads; each accepted socket gets its own strand, so a
+//   connection's handlers never run concurrently.
+// - Keep-alive, one request at a time per connection (pipelined requests wait in the buffer and
+//   are answered in order). Every read and write has a deadline: a request (headers and body)
+//   must arrive within read_timeout, each write must finish within write_timeout.
+// - Bodies over max_body_bytes get a JSON 413, headers over max_header_bytes a JSON 431, and
+//   unparseable requests a JSON 400; those connections are then closed.
+// - Streams (SSE) are written as chunks, one per Write, flushed as they come, one write in flight;
+//   a client whose unsent backlog passes max_stream_backlog_bytes is disconnected.
+//
+// Shutdown: BeginDrain() stops accepting and ends keep-alive after each response; WaitIdle()
+// waits for the requests in flight; Stop() stops the network threads. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "server/api.h"
+
+namespace locrit {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";  // An IP address or "localhost".
+  uint16_t port = 8000;            // 0: any free port.
+  int threads = 2;
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 << 10;
+  std::chrono::milliseconds read_timeout{30'000};
+  std::chrono::milliseconds write_timeout{30'000};
+  size_t max_stream_backlog_bytes = 1 << 20;
+};
+
+class HttpServer {
+ public:
+  // Binds, listens and starts the network threads. `api` outlives the server.
+  // io_error (or failed_precondition) when the address cannot be bound; invalid_argument when it
+  // is not an address.
+  static Result<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options, Api* api);
+  ~HttpServer();  // Stop().
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // The bound address, e.g. "127.0.0.1:43817" (IPv6 as "[::1]:8000").
+  std::string address() const;
+  uint16_t port() const;
+
+  // Stops accepting; connections close after their current response.
+  void BeginDrain();
+  // Waits until no request is being answered, or `timeout` passed. True when idle.
+  bool WaitIdle(std::chrono::milliseconds timeout);
+  // Stops the network threads (closing every connection) and joins them. Idempotent.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace locrit

@@ -1,0 +1,393 @@
+// End to end: the real `locrit serve` binary on 127.0.0.1:0 with a temporary data directory,
+// driven by real HTTP clients (libcurl) over loopback. The port is read back from
+// <data>/locrit.addr.
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/raw_sql.h"
+#include "tests/support/temp_dir.h"
+
+extern char** environ;
+
+namespace locrit {
+namespace {
+
+namespace json = boost::json;
+using ::locrit::testing::RawSql;
+using ::locrit::testing::TempDir;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Reply {
+  long status = 0;
+  std::string content_type;
+  std::string body;
+  std::string error;  // libcurl's, when the transfer failed.
+};
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// One request with a fresh libcurl handle.
+Reply Request(const std::string& method, const std::string& url, const std::string& content_type,
+              const std::string& body) {
+  Reply reply;
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+  curl_slist* headers = nullptr;
+  if (!content_type.empty()) {
+    headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
+  }
+  if (method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  const CURLcode rc = curl_easy_perform(curl);
+  if (rc != CURLE_OK) reply.error = curl_easy_strerror(rc);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  char* type = nullptr;
+  curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
+  if (type != nullptr) reply.content_type = type;
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return reply;
+}
+
+json::object JsonObject(const Reply& reply) {
+  boost::system::error_code ec;
+  json::value v = json::parse(reply.body, ec);
+  EXPECT_FALSE(ec) << "not JSON: " << reply.body;
+  if (ec || !v.is_object()) return {};
+  return v.get_object();
+}
+
+// Server-Sent Events as a browser's EventSource reads them: lines end with CRLF, LF or CR; a
+// blank line dispatches the event; "data:" lines (one optional space after the colon) are joined
+// with newlines; comments (":") and other fields are ignored.
+std::vector<std::string> ParseSse(const std::string& stream) {
+  std::vector<std::string> events;
+  std::string data;
+  bool has_data = false;
+  size_t i = 0;
+  while (i < stream.size()) {
+    size_t end = stream.find_first_of("\r\n", i);
+    if (end == std::string::npos) break;  // An unterminated last line is dropped.
+    const std::string line = stream.substr(i, end - i);
+    i = end + 1;
+    if (stream[end] == '\r' && i < stream.size() && stream[i] == '\n') ++i;
+    if (line.empty()) {
+      if (has_data) events.push_back(data);
+      data.clear();
+      has_data = false;
+      continue;
+    }
+    if (line[0] == ':') continue;
+    const size_t colon = line.find(':');
+    const std::string field = line.substr(0, colon);
+    std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
+    if (!value.empty() && value[0] == ' ') value.erase(0, 1);
+    if (field == "data") {
+      if (has_data) data += '\n';
+      data += value;
+      has_data = true;
+    }
+  }
+  return events;
+}
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = dir_.path() / "data";
+    log_ = dir_.File("server.log");
+    Start();
+  }
+
+  void TearDown() override {
+    if (pid_ > 0) {
+      EXPECT_EQ(Stop(SIGTERM), 0) << Log();
+    }
+  }
+
+  void Start() {
+    const std::string binary = LOCRIT_BINARY;
+    const std::string data = data_.string();
+    std::vector<std::string> args = {binary, "serve", "--listen", "127.0.0.1:0", "--data", data};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    ASSERT_EQ(posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    const std::filesystem::path addr = data_ / "locrit.addr";
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream in(addr);
+      std::string line;
+      if (in && std::getline(in, line) && !line.empty()) {
+        base_ = "http://" + line;
+        return;
+      }
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        FAIL() << "locrit serve exited early: " << Log();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    FAIL() << "locrit serve did not write " << addr << ": " << Log();
+  }
+
+  // Sends `sig` and returns the exit code (-1 when killed by a signal).
+  int Stop(int sig) {
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  std::string Log() const {
+    std::ifstream in(log_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  Reply Post(const std::string& path, const std::string& body,
+             const std::string& content_type = "application/json") {
+    return Request("POST", base_ + path, content_type, body);
+  }
+  Reply Get(const std::string& path) { return Request("GET", base_ + path, "", ""); }
+
+  void ExpectHealthy() {
+    const Reply health = Get("/healthz");
+    EXPECT_EQ(health.status, 200) << health.body << health.error;
+  }
+
+  TempDir dir_;
+  std::filesystem::path data_;
+  std::string log_;
+  pid_t pid_ = -1;
+  std::string base_;
+};
+
+constexpr const char* kBobChat = "/api/locrits/Bob%20Technique/chat";
+
+TEST_F(ServeTest, TheReadmeCurlGetsAnAnswerFromRecall) {
+  const Reply reply = Post(kBobChat, R"({"message":"test"})");
+  ASSERT_EQ(reply.status, 200) << reply.body << reply.error;
+  EXPECT_THAT(reply.content_type, HasSubstr("application/json"));
+  json::object body = JsonObject(reply);
+  EXPECT_EQ(body["success"], true);
+  ASSERT_TRUE(body["response"].is_string());
+  EXPECT_THAT(std::string(body["response"].get_string()), HasSubstr("Bob Technique"));
+  EXPECT_EQ(body["locrit_name"], "Bob Technique");
+  EXPECT_EQ(body["model"], "recall");
+  for (const char* field : {"session_id", "user_message_id", "assistant_message_id", "timestamp"}) {
+    ASSERT_TRUE(body[field].is_string()) << field;
+    EXPECT_FALSE(body[field].get_string().empty()) << field;
+  }
+  EXPECT_THAT(Log(), HasSubstr("recall responder"));
+  EXPECT_THAT(Log(), HasSubstr("listening on http://127.0.0.1:"));
+
+  EXPECT_EQ(Get("/readyz").status, 200);
+  const Reply list = Get("/api/locrits");
+  ASSERT_EQ(list.status, 200);
+  json::object listed = JsonObject(list);
+  EXPECT_EQ(listed["count"], 1);
+  const Reply one = Get("/api/locrits/bob%20TECHNIQUE");
+  ASSERT_EQ(one.status, 200) << one.body;
+  json::object locrit = JsonObject(one)["locrit"].as_object();
+  EXPECT_EQ(locrit["name"], "Bob Technique");
+  EXPECT_EQ(locrit["llm"].as_object()["provider"], "recall");
+  EXPECT_EQ(locrit["active"], true);
+}
+
+TEST_F(ServeTest, TenConcurrentPostsAllSucceedAndAreInMemoryAfterShutdown) {
+  constexpr int kClients = 10;
+  std::vector<Reply> replies(kClients);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      replies[static_cast<size_t>(i)] =
+          Post(kBobChat, R"({"message":"message concurrent numéro )" + std::to_string(i) + "\"}");
+    });
+  }
+  for (auto& t : clients) t.join();
+  std::vector<std::string> ids;
+  for (const Reply& reply : replies) {
+    ASSERT_EQ(reply.status, 200) << reply.body << reply.error;
+    json::object body = JsonObject(reply);
+    EXPECT_EQ(body["success"], true);
+    ids.emplace_back(body["user_message_id"].as_string());
+    ids.emplace_back(body["assistant_message_id"].as_string());
+  }
+  ExpectHealthy();
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+
+  RawSql sql((data_ / "locrits" / "bob-technique" / "memory.db").string());
+  for (const std::string& id : ids) {
+    EXPECT_EQ(sql.Text("SELECT count(*) FROM messages WHERE id = '" + id + "'"), "1") << id;
+  }
+}
+
+TEST_F(ServeTest, TheStreamParsesAsABrowserWould) {
+  ASSERT_EQ(Post(kBobChat, R"({"message":"le routeur wifi clignote"})").status, 200);
+  const Reply reply = Post(std::string(kBobChat) + "/stream",
+                           R"({"message":"pourquoi le routeur clignote ?"})");
+  ASSERT_EQ(reply.status, 200) << reply.body << reply.error;
+  EXPECT_THAT(reply.content_type, HasSubstr("text/event-stream"));
+  const std::vector<std::string> events = ParseSse(reply.body);
+  ASSERT_GE(events.size(), 2u) << reply.body;
+  std::string text;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    json::object event = json::parse(events[i]).as_object();
+    EXPECT_EQ(event["done"], false) << events[i];
+    text += event["chunk"].as_string();
+  }
+  EXPECT_THAT(text, HasSubstr("routeur wifi")) << "recall quotes the earlier message";
+  json::object last = json::parse(events.back()).as_object();
+  EXPECT_EQ(last["done"], true);
+  for (const char* field : {"session_id", "user_message_id", "assistant_message_id"}) {
+    ASSERT_TRUE(last[field].is_string()) << field;
+    EXPECT_FALSE(last[field].get_string().empty()) << field;
+  }
+  ExpectHealthy();
+}
+
+TEST_F(ServeTest, BadRequestsGetTheirPreciseJsonErrorsAndTheServerStaysHealthy) {
+  struct Case {
+    const char* what;
+    std::string method;
+    std::string path;
+    std::string content_type;
+    std::string body;
+    long status;
+    const char* code;
+    const char* mentions;
+  };
+  const Case cases[] = {
+      {"malformed JSON", "POST", kBobChat, "application/json", R"({"message":)", 400,
+       "invalid_argument", "JSON"},
+      {"not an object", "POST", kBobChat, "application/json", "[1]", 400, "invalid_argument",
+       "object"},
+      {"wrong type", "POST", kBobChat, "application/json", R"({"message":42})", 400,
+       "invalid_argument", "message"},
+      {"wrong type of session_id", "POST", kBobChat, "application/json",
+       R"({"message":"x","session_id":7})", 400, "invalid_argument", "session_id"},
+      {"missing message", "POST", kBobChat, "application/json", "{}", 400, "invalid_argument",
+       "message"},
+      {"empty message", "POST", kBobChat, "application/json", R"({"message":"  "})", 400,
+       "invalid_argument", ""},
+      {"invalid UTF-8", "POST", kBobChat, "application/json", "{\"message\":\"\xc3\x28\"}", 400,
+       "invalid_argument", "UTF-8"},
+      {"huge body", "POST", kBobChat, "application/json",
+       R"({"message":")" + std::string(2 << 20, 'a') + "\"}", 413, "payload_too_large", ""},
+      {"message over max_message_chars", "POST", kBobChat, "application/json",
+       R"({"message":")" + std::string(32769, 'a') + "\"}", 413, "payload_too_large", "message"},
+      {"not JSON", "POST", kBobChat, "text/plain", R"({"message":"x"})", 415,
+       "unsupported_media_type", "JSON"},
+      {"unknown Locrit", "POST", "/api/locrits/Personne/chat", "application/json",
+       R"({"message":"x"})", 404, "not_found", "Personne"},
+      {"traversal in the name", "GET", "/api/locrits/..%2F..%2Fetc", "", "", 404, "not_found", ""},
+      {"unknown route", "GET", "/api/nothing-here", "", "", 404, "not_found", ""},
+      {"root", "GET", "/", "", "", 404, "not_found", ""},
+      {"wrong method on chat", "GET", kBobChat, "", "", 405, "method_not_allowed", "POST"},
+      {"wrong method on a Locrit", "DELETE", "/api/locrits/Bob%20Technique/chat/stream", "", "",
+       405, "method_not_allowed", "POST"},
+      {"bad escape", "GET", "/api/locrits/%zz", "", "", 400, "invalid_argument", ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    const Reply reply = Request(c.method, base_ + c.path, c.content_type, c.body);
+    ASSERT_EQ(reply.status, c.status) << reply.body << reply.error;
+    EXPECT_THAT(reply.content_type, HasSubstr("application/json"));
+    json::object body = JsonObject(reply);
+    EXPECT_EQ(body["success"], false);
+    EXPECT_EQ(body["code"], c.code);
+    ASSERT_TRUE(body["error"].is_string());
+    EXPECT_THAT(std::string(body["error"].get_string()), HasSubstr(c.mentions));
+    EXPECT_THAT(reply.body, Not(HasSubstr("<html")));
+    ExpectHealthy();
+  }
+  // Still answering chats after all that.
+  EXPECT_EQ(Post(kBobChat, R"({"message":"toujours là ?"})").status, 200);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "etc"));
+}
+
+TEST_F(ServeTest, AnInactiveOrUnknownLocritIsRefusedBeforeAnythingIsSaved) {
+  // Restart on a fresh directory without the example: nothing to talk to.
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+  std::filesystem::remove_all(data_);
+  std::filesystem::create_directories(data_);
+  setenv("LOCRIT_NO_EXAMPLE", "1", 1);
+  Start();
+  unsetenv("LOCRIT_NO_EXAMPLE");
+  const Reply list = Get("/api/locrits");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(JsonObject(list)["count"], 0);
+  EXPECT_EQ(Post(kBobChat, R"({"message":"x"})").status, 404);
+}
+
+TEST_F(ServeTest, TheRegistryAndMemorySurviveARestart) {
+  const Reply first = Post(kBobChat, R"({"message":"retiens le mot zanzibar"})");
+  ASSERT_EQ(first.status, 200);
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+  Start();
+  EXPECT_THAT(Log(), Not(HasSubstr("created the example"))) << "the registry was not empty";
+  const Reply second = Post(kBobChat, R"({"message":"zanzibar ?"})");
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_THAT(std::string(JsonObject(second)["response"].as_string()), HasSubstr("zanzibar"));
+}
+
+TEST_F(ServeTest, ANonLoopbackAddressIsRefusedWithExitCode2) {
+  const std::string binary = LOCRIT_BINARY;
+  const std::string command = binary + " serve --listen 0.0.0.0:0 --data " +
+                              (dir_.path() / "other").string() + " 2>" +
+                              dir_.File("refused.log");
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  std::ifstream in(dir_.File("refused.log"));
+  std::stringstream s;
+  s << in.rdbuf();
+  EXPECT_THAT(s.str(), HasSubstr("admin tokens"));
+}
+
+TEST_F(ServeTest, ASecondServerOnTheSameDataDirectoryExitsWith3) {
+  const std::string binary = LOCRIT_BINARY;
+  const std::string command = binary + " serve --listen 127.0.0.1:0 --data " + data_.string() +
+                              " 2>" + dir_.File("second.log");
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+}
+
+}  // namespace
+}  // namespace locrit

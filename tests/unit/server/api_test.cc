@@ -1,0 +1,272 @@
+// The routes and handlers without sockets: requests in, responses out through a recording
+// Responder, over a real registry and chat service on a temporary directory (recall responder).
+#include "server/api.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <mutex>
+
+#include "base/thread_pool.h"
+#include "server/http_errors.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/matchers.h"
+#include "tests/support/temp_dir.h"
+
+namespace locrit {
+namespace {
+
+namespace json = boost::json;
+using ::locrit::testing::FakeClock;
+using ::locrit::testing::IsOk;
+using ::locrit::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(HttpErrorsTest, OneMappingFromStatusCodes) {
+  struct Case {
+    StatusCode code;
+    int status;
+    const char* name;
+  };
+  const Case cases[] = {
+      {StatusCode::kInvalidArgument, 400, "invalid_argument"},
+      {StatusCode::kNotFound, 404, "not_found"},
+      {StatusCode::kAlreadyExists, 409, "conflict"},
+      {StatusCode::kFailedPrecondition, 409, "conflict"},
+      {StatusCode::kResourceExhausted, 429, "rate_limited"},
+      {StatusCode::kLlmError, 502, "llm_error"},
+      {StatusCode::kUnavailable, 503, "unavailable"},
+      {StatusCode::kCancelled, 503, "unavailable"},
+      {StatusCode::kDeadlineExceeded, 504, "timeout"},
+      {StatusCode::kIoError, 500, "internal"},
+      {StatusCode::kCorruption, 500, "internal"},
+      {StatusCode::kInternal, 500, "internal"},
+      {StatusCode::kUnimplemented, 500, "internal"},
+  };
+  for (const Case& c : cases) {
+    const HttpError error = ErrorForStatus(Status(c.code, "why"));
+    EXPECT_EQ(error.status, c.status) << c.name;
+    EXPECT_EQ(error.code, c.name);
+    EXPECT_EQ(ErrorBody(error),
+              std::string(R"({"success":false,"error":"why","code":")") + c.name + "\"}");
+  }
+}
+
+TEST(ApiCodecTest, PercentDecodeAndTimestamps) {
+  EXPECT_EQ(PercentDecode("Bob%20Technique"), "Bob Technique");
+  EXPECT_EQ(PercentDecode("%C3%89lodie"), "Élodie");
+  EXPECT_EQ(PercentDecode("a%2Fb"), "a/b");
+  EXPECT_EQ(PercentDecode("%"), std::nullopt);
+  EXPECT_EQ(PercentDecode("%4"), std::nullopt);
+  EXPECT_EQ(PercentDecode("%zz"), std::nullopt);
+  EXPECT_EQ(FormatRfc3339Millis(1'735'718'400'007), "2025-01-01T08:00:00.007Z");
+  EXPECT_EQ(FormatRfc3339Millis(0), "1970-01-01T00:00:00.000Z");
+}
+
+// Records what a handler answered; Wait() blocks until the answer is complete.
+class RecordingResponder final : public Responder {
+ public:
+  void Send(HttpResponse response) override {
+    std::lock_guard lock(mu_);
+    response_ = std::move(response);
+    complete_ = true;
+    cv_.notify_all();
+  }
+  void StartStream(int status, std::string content_type) override {
+    std::lock_guard lock(mu_);
+    response_.status = status;
+    response_.content_type = std::move(content_type);
+  }
+  bool Write(std::string data) override {
+    std::lock_guard lock(mu_);
+    chunks_.push_back(std::move(data));
+    return true;
+  }
+  void End() override {
+    std::lock_guard lock(mu_);
+    complete_ = true;
+    cv_.notify_all();
+  }
+
+  HttpResponse Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return complete_; });
+    return response_;
+  }
+  std::vector<std::string> chunks() {
+    std::lock_guard lock(mu_);
+    return chunks_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  HttpResponse response_;
+  std::vector<std::string> chunks_;
+  bool complete_ = false;
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  ApiTest() {
+    RegistryOptions registry;
+    registry.path = dir_.File("registry.db");
+    registry.clock = &clock_;
+    registry_ = std::move(LocritRegistry::Open(registry).value());
+    LocritConfig bob;
+    bob.name = "Bob Technique";
+    bob.description = "technicien";
+    EXPECT_THAT(registry_->Create(bob), IsOk());
+    LocritConfig off = bob;
+    off.name = "Endormi";
+    off.active = false;
+    EXPECT_THAT(registry_->Create(off), IsOk());
+
+    MemoryManagerOptions memory;
+    memory.data_dir = dir_.path().string();
+    memory.clock = &clock_;
+    memory.ids = &ids_;
+    memory.pool = &pool_;
+    memory_ = std::make_unique<MemoryManager>(memory);
+    ChatServiceOptions chat;
+    chat.memory = memory_.get();
+    chat.ids = &ids_;
+    chat.clock = &clock_;
+    chat.max_message_chars = 10;
+    chat_ = std::make_unique<ChatService>(chat);
+    ApiOptions api;
+    api.registry = registry_.get();
+    api.chat = chat_.get();
+    api.clock = &clock_;
+    api.version = "9.9.9";
+    api.max_message_chars = 10;
+    api.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
+    api_ = std::make_unique<Api>(api);
+  }
+  ~ApiTest() override { memory_->Shutdown(); }
+
+  std::pair<HttpResponse, std::shared_ptr<RecordingResponder>> Call(
+      std::string method, std::string target, std::string body = "",
+      std::string content_type = "application/json", std::string host = "127.0.0.1:8000") {
+    HttpRequest request{std::move(method), std::move(target), std::move(content_type),
+                        std::move(host), std::move(body)};
+    auto responder = std::make_shared<RecordingResponder>();
+    api_->Handle(request, responder);
+    return {responder->Wait(), responder};
+  }
+
+  static json::object Body(const HttpResponse& r) { return json::parse(r.body).as_object(); }
+
+  TempDir dir_;
+  FakeClock clock_;
+  IdGenerator ids_{&clock_, 7};
+  ThreadPool pool_{2};
+  std::unique_ptr<LocritRegistry> registry_;
+  std::unique_ptr<MemoryManager> memory_;
+  std::unique_ptr<ChatService> chat_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(ApiTest, HealthAndReadiness) {
+  auto [health, r1] = Call("GET", "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(Body(health)["version"], "9.9.9");
+  EXPECT_EQ(Call("GET", "/health").first.status, 200);
+  EXPECT_EQ(Call("GET", "/readyz").first.status, 200);
+  api_->SetDraining();
+  auto [ready, r2] = Call("GET", "/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(Body(ready)["code"], "unavailable");
+  auto [chat, r3] = Call("POST", "/api/locrits/Bob%20Technique/chat", R"({"message":"x"})");
+  EXPECT_EQ(chat.status, 503);
+}
+
+TEST_F(ApiTest, ListAndGet) {
+  auto [list, r1] = Call("GET", "/api/locrits?limit=5");
+  ASSERT_EQ(list.status, 200);
+  json::object body = Body(list);
+  EXPECT_EQ(body["count"], 2);
+  json::object bob = body["locrits"].as_array()[0].as_object();
+  EXPECT_EQ(bob["name"], "Bob Technique");
+  EXPECT_TRUE(bob["system_prompt"].is_null());
+  EXPECT_EQ(bob["memory"].as_object()["context_messages"], 20);
+  EXPECT_EQ(bob["created_at"], "2025-01-01T08:00:00.000Z");
+  EXPECT_EQ(Call("GET", "/api/locrits/bob%20technique").first.status, 200);
+  EXPECT_EQ(Call("GET", "/api/locrits/Bob%20Technique/config").first.status, 200);
+  EXPECT_EQ(Call("GET", "/api/locrits/nobody").first.status, 404);
+}
+
+TEST_F(ApiTest, RoutingErrors) {
+  auto [unknown, r1] = Call("GET", "/api/unknown");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(Body(unknown)["code"], "not_found");
+  auto [method, r2] = Call("PUT", "/healthz");
+  EXPECT_EQ(method.status, 405);
+  EXPECT_THAT(method.headers, ElementsAre(std::pair<std::string, std::string>("Allow", "GET")));
+  auto [host, r3] = Call("GET", "/healthz", "", "", "evil.example:8000");
+  EXPECT_EQ(host.status, 403);
+  EXPECT_EQ(Body(host)["code"], "forbidden");
+  EXPECT_EQ(Call("GET", "/healthz", "", "", "LOCALHOST:1").first.status, 200);
+  EXPECT_EQ(Call("GET", "/healthz", "", "", "[::1]:8000").first.status, 200);
+}
+
+TEST_F(ApiTest, ChatValidation) {
+  struct Case {
+    std::string target;
+    std::string content_type;
+    std::string body;
+    int status;
+    const char* code;
+  };
+  const std::string chat = "/api/locrits/Bob%20Technique/chat";
+  const Case cases[] = {
+      {chat, "text/plain", R"({"message":"x"})", 415, "unsupported_media_type"},
+      {chat, "application/json; charset=utf-8", "{", 400, "invalid_argument"},
+      {chat, "application/json", R"({"message":true})", 400, "invalid_argument"},
+      {chat, "application/json", R"({"message":"x","user_id":[]})", 400, "invalid_argument"},
+      {chat, "application/json", R"({"message":"x","conversation_id":1})", 400,
+       "invalid_argument"},
+      {chat, "application/json", "{\"message\":\"\xed\xa0\x80\"}", 400, "invalid_argument"},
+      {chat, "application/json", R"({"message":"onze lettres"})", 413, "payload_too_large"},
+      {"/api/locrits/Endormi/chat", "application/json", R"({"message":"x"})", 403, "forbidden"},
+      {"/api/locrits/Nobody/chat/stream", "application/json", R"({"message":"x"})", 404,
+       "not_found"},
+  };
+  for (const Case& c : cases) {
+    auto [response, r] = Call("POST", c.target, c.body, c.content_type);
+    EXPECT_EQ(response.status, c.status) << c.body;
+    EXPECT_EQ(Body(response)["code"], c.code) << c.body;
+  }
+}
+
+TEST_F(ApiTest, ChatAndStreamThroughTheResponder) {
+  auto [reply, r1] = Call("POST", "/api/locrits/Bob%20Technique/chat",
+                          R"({"message":"bonjour","user_id":"u1","extra":1})");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  json::object body = Body(reply);
+  EXPECT_EQ(body["model"], "recall");
+  EXPECT_EQ(body["locrit_name"], "Bob Technique");
+  const std::string session(body["session_id"].as_string());
+
+  auto [stream, responder] =
+      Call("POST", "/api/locrits/Bob%20Technique/chat/stream",
+           R"({"message":"bonjour ?","session_id":")" + session + "\"}");
+  EXPECT_EQ(stream.status, 200);
+  EXPECT_EQ(stream.content_type, "text/event-stream");
+  const std::vector<std::string> chunks = responder->chunks();
+  ASSERT_GE(chunks.size(), 2u);
+  for (const std::string& c : chunks) {
+    EXPECT_TRUE(c.starts_with("data: ")) << c;
+    EXPECT_TRUE(c.ends_with("\n\n")) << c;
+  }
+  json::object done = json::parse(chunks.back().substr(6)).as_object();
+  EXPECT_EQ(done["done"], true);
+  EXPECT_EQ(done["session_id"].as_string(), session);
+  EXPECT_EQ(api_->TurnsInFlight(), 0);
+}
+
+}  // namespace
+}  // namespace locrit

@@ -168,6 +168,7 @@ struct FakeLlmServer::Impl {
   bool stopping = false;                  // GUARDED_BY(mu)
   std::deque<FakeReply> script;           // GUARDED_BY(mu)
   FakeReply default_reply;                // GUARDED_BY(mu)
+  std::optional<FakeReply> embedding_reply;  // GUARDED_BY(mu)
   std::vector<RecordedRequest> requests;  // GUARDED_BY(mu)
   bool released = false;                  // GUARDED_BY(mu)
   int disconnects = 0;                    // GUARDED_BY(mu)
@@ -228,8 +229,11 @@ struct FakeLlmServer::Impl {
     }
   }
 
-  FakeReply NextReply() {
+  FakeReply NextReply(Api api) {
     std::lock_guard<std::mutex> lock(mu);
+    if (embedding_reply && (api == Api::kOllamaEmbed || api == Api::kOpenAiEmbed)) {
+      return *embedding_reply;
+    }
     if (script.empty()) return default_reply;
     FakeReply r = std::move(script.front());
     script.pop_front();
@@ -269,7 +273,7 @@ struct FakeLlmServer::Impl {
                                          request.body()});
     }
     const Api api = ApiFor(target);
-    FakeReply reply = NextReply();
+    FakeReply reply = NextReply(api);
     if (reply.first_token_delay.count() > 0 && Sleep(reply.first_token_delay)) return;
     if (api == Api::kUnknown) {
       WriteWhole(stream, 404, "application/json", R"({"error":"no such path"})");
@@ -479,6 +483,11 @@ void FakeLlmServer::Script(FakeReply reply) {
 void FakeLlmServer::SetDefault(FakeReply reply) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->default_reply = std::move(reply);
+}
+
+void FakeLlmServer::SetEmbeddingReply(std::optional<FakeReply> reply) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->embedding_reply = std::move(reply);
 }
 
 std::vector<RecordedRequest> FakeLlmServer::Requests() const {

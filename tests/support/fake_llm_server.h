@@ -75,6 +75,9 @@ class FakeLlmServer {
 
   void Script(FakeReply reply);      // Queued for the next request.
   void SetDefault(FakeReply reply);  // For requests that find the queue empty.
+  // From now on every embedding request gets `reply` and leaves the script to the others
+  // (an embedding server that is down or slow while chat works); nullopt undoes it.
+  void SetEmbeddingReply(std::optional<FakeReply> reply);
   std::vector<RecordedRequest> Requests() const;
 
   void Release();         // Lets held replies send their last delta.

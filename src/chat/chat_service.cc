@@ -84,6 +84,7 @@ class ChatService::TurnState : public TurnHandle,
     if (Status valid = Validate(); !valid.ok()) return Finish(valid);
     result_.session_id = request_.session_id.empty() ? UnguessableId() : request_.session_id;
     if (request_.user_id.empty()) request_.user_id = "anonymous";
+    StartQueryVector();
     LocritMemoryOptions memory_options;
     memory_options.max_messages = locrit_.max_messages;
     auto self = shared_from_this();
@@ -96,12 +97,15 @@ class ChatService::TurnState : public TurnHandle,
 
   void Cancel() override {
     LlmCall call;
+    LlmCall query_call;
     {
       std::lock_guard<std::mutex> lock(mu_);
       cancelled_ = true;
       call = std::move(call_);
+      query_call = std::move(query_call_);
     }
     call.Cancel();
+    query_call.Cancel();
   }
 
  private:
@@ -130,8 +134,61 @@ class ChatService::TurnState : public TurnHandle,
           if (!saved.ok()) return self->Finish(saved.status());
           self->result_.user_message_id = saved->id;
           self->user_seq_ = saved->seq;
-          self->ReadContext();
+          bool settled = false;
+          {
+            std::lock_guard<std::mutex> lock(self->mu_);
+            self->saved_ = true;
+            settled = self->query_settled_;
+          }
+          if (settled) self->ReadContext();
         });
+  }
+
+  // Embeds the question while it is being saved. The request's whole deadline is
+  // query_vector_timeout and it is never retried, so the turn waits at most that long for it;
+  // whatever happens, the turn goes on (bm25 alone without a vector).
+  void StartQueryVector() {
+    const std::optional<EmbeddingTarget> target = EmbeddingTargetOf(locrit_);
+    if (!target || options_.llm == nullptr || options_.indexer == nullptr ||
+        options_.query_vector_timeout.count() <= 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      query_settled_ = true;
+      return;
+    }
+    LlmSettings settings = target->llm;
+    settings.timeouts.connect = options_.query_vector_timeout;
+    settings.timeouts.first_token = options_.query_vector_timeout;
+    settings.timeouts.idle = options_.query_vector_timeout;
+    settings.timeouts.total = options_.query_vector_timeout;
+    settings.retry.max_retries = 0;
+    auto client = options_.llm->NewClient(settings);
+    if (!client.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      query_settled_ = true;
+      return;
+    }
+    EmbedRequest embed;
+    embed.inputs.push_back(
+        EmbeddingInput(request_.message, options_.indexer->options().max_input_chars));
+    embed.model = settings.embedding_model;
+    auto self = shared_from_this();
+    LlmCall call = (*client)->Embed(std::move(embed), [self](Result<Embeddings> embeddings) {
+      std::vector<float> vector;
+      if (embeddings.ok() && embeddings->vectors.size() == 1) {
+        vector = std::move(embeddings->vectors.front());
+      }
+      bool saved = false;
+      {
+        std::lock_guard<std::mutex> lock(self->mu_);
+        self->query_vector_ = std::move(vector);
+        self->query_settled_ = true;
+        saved = self->saved_;
+      }
+      if (saved) self->ReadContext();
+    });
+    std::lock_guard<std::mutex> lock(mu_);
+    query_client_ = std::move(client).value();
+    query_call_ = std::move(call);
   }
 
   void ReadContext() {
@@ -141,6 +198,14 @@ class ChatService::TurnState : public TurnHandle,
     const int window = std::max(0, locrit_.context_messages);
     const int recall_items = locrit_.recall_items;
     const std::string text = request_.message;
+    std::vector<float> vector;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      vector = std::move(query_vector_);
+    }
+    const std::optional<EmbeddingTarget> target = EmbeddingTargetOf(locrit_);
+    const std::string embedding_model = target ? target->llm.embedding_model : "";
+    const double min_similarity = locrit_.recall_min_similarity;
     auto self = shared_from_this();
     memory_->Read<TurnContext>(
         [=](MemoryStore& store) -> Result<TurnContext> {
@@ -159,6 +224,9 @@ class ChatService::TurnState : public TurnHandle,
           recall.session_id = session;
           recall.exclude_id = user_message_id;
           recall.limit = recall_items;
+          recall.vector = vector;
+          recall.embedding_model = embedding_model;
+          recall.min_similarity = min_similarity;
           recall.window_first_seq =
               context.window.empty() ? user_seq : context.window.front().seq;
           ASSIGN_OR_RETURN(context.recalled, Recall(store, recall));
@@ -269,13 +337,29 @@ class ChatService::TurnState : public TurnHandle,
 
   void Finish(Status status) {
     Done done;
+    LlmCall query_call;
     {
       std::lock_guard<std::mutex> lock(mu_);
       done.swap(done_);
       client_.reset();
+      query_call = std::move(query_call_);
+      query_client_.reset();
     }
+    query_call.Cancel();
     memory_.reset();
+    IndexTurnMessages();
     if (done) done(std::move(status), std::move(result_));
+  }
+
+  // Hands the turn's saved messages to the background indexer (the first turn of a Locrit also
+  // starts its backfill).
+  void IndexTurnMessages() {
+    const std::optional<EmbeddingTarget> target = EmbeddingTargetOf(locrit_);
+    if (!target || options_.indexer == nullptr) return;
+    std::vector<std::string> ids;
+    if (!result_.user_message_id.empty()) ids.push_back(result_.user_message_id);
+    if (!result_.assistant_message_id.empty()) ids.push_back(result_.assistant_message_id);
+    options_.indexer->Enqueue(*target, std::move(ids));
   }
 
   const ChatServiceOptions& options_;
@@ -289,12 +373,26 @@ class ChatService::TurnState : public TurnHandle,
 
   std::mutex mu_;
   Done done_;                            // GUARDED_BY(mu_)
+  bool saved_ = false;                   // GUARDED_BY(mu_): the user's message is durable.
+  bool query_settled_ = false;           // GUARDED_BY(mu_): the question's vector came or not.
+  std::vector<float> query_vector_;      // GUARDED_BY(mu_): empty: bm25 only.
+  std::shared_ptr<LlmClient> query_client_;  // GUARDED_BY(mu_)
+  LlmCall query_call_;                   // GUARDED_BY(mu_)
   bool cancelled_ = false;               // GUARDED_BY(mu_)
   std::shared_ptr<LlmClient> client_;    // GUARDED_BY(mu_)
   LlmCall call_;                         // GUARDED_BY(mu_)
 };
 
 ChatService::ChatService(ChatServiceOptions options) : options_(options) {}
+
+std::optional<EmbeddingTarget> ChatService::EmbeddingTargetOf(const ChatLocrit& locrit) {
+  if (!locrit.llm || locrit.llm->embedding_model.empty()) return std::nullopt;
+  EmbeddingTarget target;
+  target.slug = locrit.slug;
+  target.llm = *locrit.llm;
+  target.max_messages = locrit.max_messages;
+  return target;
+}
 
 std::shared_ptr<TurnHandle> ChatService::Turn(const ChatLocrit& locrit, TurnRequest request,
                                               DeltaSink sink, Done done) {

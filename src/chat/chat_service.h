@@ -10,10 +10,17 @@
 // If the model fails, the user's message stays, marked unanswered, and the error is reported
 // together with its id. Concurrent turns on one session each answer their own message.
 //
+// Hybrid retrieval: when the Locrit's settings name an embedding_model and the service has an
+// EmbeddingIndexer, the question is embedded while it is being saved, and recall fuses bm25 with
+// cosine similarity. That wait is bounded by query_vector_timeout (the embedding request's whole
+// deadline); a down, slow or failing embedding server only makes the turn's recall bm25 alone.
+// After the turn its messages go to the indexer, which embeds them in the background.
+//
 // Asynchronous: `done` is called exactly once, on a work-pool or LLM thread; the sink is called
 // on those threads too, never concurrently with itself. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -25,6 +32,7 @@
 #include "base/clock.h"
 #include "base/id_generator.h"
 #include "base/status.h"
+#include "chat/embedding_indexer.h"
 #include "llm/llm_runtime.h"
 #include "llm/llm_settings.h"
 #include "memory/memory_manager.h"
@@ -42,6 +50,9 @@ struct ChatLocrit {
   int64_t max_messages = 5000;     // Retention cap of its memory (0: unlimited).
   int recall_items = 8;            // Recalled memories and messages at most...
   size_t recall_budget_chars = 4000;  // ...within this many characters.
+  // Hybrid retrieval (with llm->embedding_model set): cosine similarity below which a stored
+  // vector is not recalled. The right value depends on the model (docs/chat.md).
+  double recall_min_similarity = 0.5;
 };
 
 struct TurnRequest {
@@ -68,6 +79,11 @@ struct ChatServiceOptions {
   IdGenerator* ids = nullptr;       // Required.
   const Clock* clock = nullptr;     // Required.
   size_t max_message_chars = 32768;
+  // Optional: embeds messages after each turn. Without it retrieval is bm25 only.
+  EmbeddingIndexer* indexer = nullptr;
+  // Longest a turn waits for its question's vector (the embedding request's whole deadline; it
+  // runs while the question is being saved). Zero: no question vector, bm25 only.
+  std::chrono::milliseconds query_vector_timeout{250};
 };
 
 // Cancels a turn whose caller went away: the model call stops; the user's message stays
@@ -90,6 +106,8 @@ class ChatService {
 
   // The user id of a Locrit's own replies in its memory.
   static std::string LocritUserId(const std::string& slug) { return "locrit:" + slug; }
+  // What the indexer embeds for the Locrit, or nothing without an embedding model.
+  static std::optional<EmbeddingTarget> EmbeddingTargetOf(const ChatLocrit& locrit);
   // The answer of the recall responder, from what was recalled for the message.
   static std::string RecallAnswer(const ChatLocrit& locrit,
                                   const std::vector<struct RecalledItem>& recalled);

@@ -56,17 +56,20 @@ std::string ChatService::RecallAnswer(const ChatLocrit& locrit,
       "Je suis {}. Aucun modèle de langage n'est configuré pour moi : je ne peux que vous dire ce "
       "que ma mémoire contient.",
       locrit.name);
-  if (recalled.empty()) {
-    return answer + "\nJe n'ai trouvé aucun souvenir lié à votre message.";
-  }
-  answer += "\nVoici ce qui s'en rapproche le plus :";
-  for (size_t i = 0; i < recalled.size() && i < kRecallQuotes; ++i) {
-    const RecalledItem& item = recalled[i];
-    answer += fmt::format("\n- {} ({}) : « {} »", FormatUtcMinute(item.at),
+  std::string quotes;
+  size_t quoted = 0;
+  for (const RecalledItem& item : recalled) {
+    if (quoted == kRecallQuotes) break;
+    // The Locrit's own replies are left out: without a model they are earlier recall answers,
+    // and quoting them would only repeat this preamble.
+    if (item.kind == RecalledItem::Kind::kMessage && item.role == Role::kAssistant) continue;
+    quotes += fmt::format("\n- {} ({}) : « {} »", FormatUtcMinute(item.at),
                           item.kind == RecalledItem::Kind::kMemory ? "souvenir" : "message",
                           item.text);
+    ++quoted;
   }
-  return answer;
+  if (quotes.empty()) return answer + "\nJe n'ai trouvé aucun souvenir lié à votre message.";
+  return answer + "\nVoici ce qui s'en rapproche le plus :" + quotes;
 }
 
 class ChatService::TurnState : public TurnHandle,

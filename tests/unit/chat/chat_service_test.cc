@@ -130,6 +130,19 @@ TEST_F(ChatServiceTest, RecallSaysSoWhenNothingIsRemembered) {
   EXPECT_THAT(out.result.response, HasSubstr("aucun souvenir"));
 }
 
+TEST_F(ChatServiceTest, RecallQuotesWhatUsersSaidNotItsOwnEarlierAnswers) {
+  ASSERT_THAT(Turn(Recall(), Request("Le train part de Lyon")).status, IsOk());
+  // This answer quotes the first message, so it holds "train" too.
+  const TurnOutcome second = Turn(Recall(), Request("Et ce train ?"));
+  ASSERT_THAT(second.status, IsOk());
+  ASSERT_THAT(second.result.response, HasSubstr("« Le train part de Lyon »"));
+  const TurnOutcome out = Turn(Recall(), Request("Quel train ?"));
+  ASSERT_THAT(out.status, IsOk());
+  EXPECT_THAT(out.result.response, HasSubstr("« Le train part de Lyon »"));
+  EXPECT_THAT(out.result.response, HasSubstr("« Et ce train ? »"));
+  EXPECT_EQ(out.result.response.find("Je suis"), out.result.response.rfind("Je suis"));
+}
+
 TEST_F(ChatServiceTest, InvalidMessagesAreRefusedBeforeAnythingIsSaved) {
   for (const std::string& bad : {std::string(), std::string("  \n\t"), std::string("a\xff"),
                                 std::string(101, 'x')}) {

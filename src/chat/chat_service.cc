@@ -198,7 +198,9 @@ class ChatService::TurnState : public TurnHandle,
     const std::string session = result_.session_id;
     const std::string user_message_id = result_.user_message_id;
     const int64_t user_seq = user_seq_;
-    const int window = std::max(0, locrit_.context_messages);
+    // The recall responder reads no window: everything it says comes from recall, which must
+    // then be free to quote this session's own earlier messages.
+    const int window = locrit_.llm ? std::max(0, locrit_.context_messages) : 0;
     const int recall_items = locrit_.recall_items;
     const std::string text = request_.message;
     std::vector<float> vector;

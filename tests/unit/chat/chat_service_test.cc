@@ -96,6 +96,51 @@ TEST_F(ChatServiceTest, OlderMessagesOutsideTheWindowAreRecalled) {
   EXPECT_THAT(context[1].second, HasSubstr("Pistache"));
 }
 
+// The old app's failure: the fact had left the 20-message window and the model never saw it.
+TEST_F(ChatServiceTest, NameRecallAfterTheFactLeftTheWindow) {
+  const ChatLocrit locrit = WithModel();  // context_messages = 20, the default.
+  const TurnOutcome first = Turn(locrit, Request("My name is Alice, remember it"));
+  ASSERT_THAT(first.status, IsOk());
+  const std::string session = first.result.session_id;
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_THAT(Turn(locrit, Request("filler turn " + std::to_string(i), session)).status, IsOk());
+  }
+  ASSERT_THAT(Turn(locrit, Request("What is my name?", session)).status, IsOk());
+
+  const auto context = SentContext();
+  // System prompt, recalled items, the 20 newest messages, the question.
+  ASSERT_EQ(context.size(), 23u);
+  EXPECT_EQ(context[0].first, "system");
+  EXPECT_EQ(context[1].first, "system");
+  EXPECT_THAT(context[1].second, HasSubstr("Souvenirs rappelés"));
+  EXPECT_THAT(context[1].second, HasSubstr("My name is Alice, remember it"));
+  // The window: filler turns 20..29 and their replies, oldest first, alternating.
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(context[2 + 2 * i],
+              std::make_pair(std::string("user"), "filler turn " + std::to_string(20 + i)));
+    EXPECT_EQ(context[3 + 2 * i].first, "assistant");
+  }
+  EXPECT_EQ(context[22], std::make_pair(std::string("user"), std::string("What is my name?")));
+  int questions = 0;
+  int facts = 0;
+  for (const auto& [role, content] : context) {
+    questions += content.find("What is my name?") != std::string::npos;
+    facts += content.find("My name is Alice") != std::string::npos;
+  }
+  EXPECT_EQ(questions, 1);
+  EXPECT_EQ(facts, 1);  // Only as a recalled item: it is not in the window.
+}
+
+TEST_F(ChatServiceTest, RecallAnswersWhatIsMyNameWithoutAnyLlmServer) {
+  const TurnOutcome first = Turn(Recall(), Request("My name is Alice, remember it"));
+  ASSERT_THAT(first.status, IsOk());
+  const TurnOutcome out = Turn(Recall(), Request("What is my name?", first.result.session_id));
+  ASSERT_THAT(out.status, IsOk());
+  EXPECT_EQ(out.result.model, "recall");
+  EXPECT_THAT(out.result.response, HasSubstr("« My name is Alice, remember it »"));
+  EXPECT_TRUE(server_.Requests().empty());
+}
+
 TEST_F(ChatServiceTest, RecallAnswersFromMemoryWithoutAModel) {
   ChatLocrit locrit = Recall();
   ASSERT_OK_AND_ASSIGN(auto memory, Await<MemoryManager::Handle>([&](auto done) {

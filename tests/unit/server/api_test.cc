@@ -7,7 +7,9 @@
 
 #include <boost/json.hpp>
 #include <condition_variable>
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "base/thread_pool.h"
 #include "server/http_errors.h"
@@ -265,6 +267,11 @@ TEST_F(ApiTest, ChatAndStreamThroughTheResponder) {
   json::object done = json::parse(chunks.back().substr(6)).as_object();
   EXPECT_EQ(done["done"], true);
   EXPECT_EQ(done["session_id"].as_string(), session);
+  // The turn leaves the count just after its last answer reaches the responder, on the turn's
+  // own thread: wait (bounded) for that rather than race it.
+  for (int i = 0; i < 500 && api_->TurnsInFlight() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(api_->TurnsInFlight(), 0);
 }
 

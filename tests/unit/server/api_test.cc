@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-#include <condition_variable>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 

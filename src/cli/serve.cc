@@ -209,12 +209,14 @@ int Serve(const ServeSettings& settings) {
   ApiOptions api_options;
   api_options.registry = registry->get();
   api_options.chat = &chat;
+  api_options.memory = &memory;
+  api_options.llm = &llm;
   api_options.clock = &clock;
   api_options.version = LOCRIT_VERSION;
   api_options.max_message_chars = chat_options.max_message_chars;
-  api_options.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
+  api_options.access.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
   if (listen->host != "localhost" && listen->host != "127.0.0.1" && listen->host != "::1") {
-    api_options.allowed_hosts.push_back(listen->host);
+    api_options.access.allowed_hosts.push_back(listen->host);
   }
   Api api(api_options);
 

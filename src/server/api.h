@@ -1,13 +1,16 @@
 // Api: the routes of this server and their handlers (API.md), on plain HttpRequest values.
 //
-// Pure of sockets: Handle() reads the request, answers through the Responder, and never blocks
-// (registry reads are in memory; a chat turn runs asynchronously on the ChatService's threads and
-// answers from there). Routing, validation and JSON codecs live here; business logic stays in
-// chat/ and registry/.
+// Pure of sockets: Handle() identifies the caller (access.h), routes the request to its group and
+// answers through the Responder, never blocking a network thread: registry reads are in memory,
+// memory reads and chat turns run asynchronously on the memory manager's and ChatService's
+// threads and answer from there. Routing, validation and JSON codecs live here; business logic
+// stays in chat/, memory/ and registry/.
 //
-// Routes of this slice: GET /health, /healthz, /readyz; GET /api/locrits; GET
-// /api/locrits/{name} (alias .../config); POST /api/locrits/{name}/chat and .../chat/stream.
-// Unknown paths are JSON 404s; a known path with another method is a JSON 405 with Allow.
+// One file per route group: api.cc (operations and dispatch), api_locrits.cc (/api/locrits,
+// /api/create-locrit, /api/llm/models), api_chat.cc (the chat turn every channel shares),
+// api_memory.cc (/api/locrits/{name}/memory/...), api_conversations.cc (/api/conversations),
+// api_public.cc (/api/v1/..., /public/...). Unknown paths are JSON 404s; a known path with another
+// method is a JSON 405 with Allow.
 //
 // Thread-safe.
 #pragma once
@@ -26,29 +29,51 @@
 #include "core/locrit_config.h"
 #include "llm/llm_settings.h"
 #include "registry/locrit_registry.h"
+#include "server/access.h"
+#include "server/api_json.h"
 #include "server/http_types.h"
 
 namespace locrit {
 
+class LlmRuntime;
+class MemoryManager;
+
 struct ApiOptions {
   LocritRegistry* registry = nullptr;  // Required; outlives the Api.
   ChatService* chat = nullptr;         // Required; outlives the Api.
+  MemoryManager* memory = nullptr;     // Required by the memory routes; outlives the Api.
+  LlmRuntime* llm = nullptr;           // Required by /api/llm/models; outlives the Api.
   const Clock* clock = nullptr;        // Required.
   std::string version;
   size_t max_message_chars = 32768;    // Longer messages: 413.
   // Timeouts, retries and limits of every Locrit's LLM calls; provider, URL and model come from
   // the Locrit.
   LlmSettings llm_defaults;
-  // Local mode: requests whose Host is not one of these (any port) are refused with 403 (DNS
-  // rebinding). Empty: no check.
-  std::vector<std::string> allowed_hosts;
+  AccessOptions access;
+};
+
+// One request being routed: its decoded path, its caller and how to answer it.
+struct Route {
+  const HttpRequest& request;
+  std::string_view path;          // Without the query.
+  std::vector<std::string> seg;   // Percent-decoded path segments.
+  Caller caller;
+  std::shared_ptr<Responder> responder;
+
+  void Send(HttpResponse response) const { responder->Send(std::move(response)); }
+  void Fail(const HttpError& error) const { responder->Send(ErrorResponse(error)); }
+  // 405 naming the allowed methods, e.g. "GET, PUT".
+  void WrongMethod(std::string_view allow) const;
+  void NotFound() const;
+  // 403 unless the caller is the operator; true when refused.
+  bool RefuseUnlessOperator() const;
 };
 
 class Api {
  public:
   explicit Api(ApiOptions options);
 
-  // Answers `request` through `responder`, now or later (chat turns).
+  // Answers `request` through `responder`, now or later (chat turns, memory reads).
   void Handle(const HttpRequest& request, std::shared_ptr<Responder> responder);
 
   // Draining: /readyz answers 503 and new chat turns are refused with 503.
@@ -62,18 +87,20 @@ class Api {
   static ChatLocrit ChatLocritOf(const LocritConfig& locrit, const LlmSettings& defaults);
 
  private:
-  void Chat(const HttpRequest& request, const LocritConfig& locrit, bool stream,
-            std::shared_ptr<Responder> responder);
+  // Route groups; each answers every request under its prefixes.
+  void RouteLocrits(const Route& route);        // api_locrits.cc
+  void RouteMemory(const Route& route, const LocritConfig& locrit);  // api_memory.cc
+  void RouteConversations(const Route& route);  // api_conversations.cc
+  void RoutePublic(const Route& route);         // api_public.cc
+
+  // A chat turn from `route`'s JSON body (message, session_id?, user_id?), answered as JSON or
+  // as SSE. api_chat.cc.
+  void Chat(const Route& route, const LocritConfig& locrit, ChatChannel channel, bool stream);
 
   const ApiOptions options_;
+  const AccessPolicy access_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> turns_in_flight_{0};
 };
-
-// "2025-01-01T08:00:00.000Z" for Unix milliseconds.
-std::string FormatRfc3339Millis(int64_t unix_millis);
-
-// Percent-decodes one path segment; nullopt when an escape is malformed.
-std::optional<std::string> PercentDecode(std::string_view segment);
 
 }  // namespace locrit

@@ -73,10 +73,21 @@ namespace {
 
 // One connection. Every member is confined to the connection's strand (stream_'s executor),
 // except gone_ and backlog_bytes_, which the Responder reads from any thread.
+bool PeerIsLoopback(beast::tcp_stream& stream) {
+  beast::error_code ec;
+  const tcp::endpoint peer = stream.socket().remote_endpoint(ec);
+  if (ec) return false;
+  const net::ip::address a = peer.address();
+  if (a.is_v4()) return a.to_v4().is_loopback();
+  return a.to_v6().is_loopback() || (a.to_v6().is_v4_mapped() &&
+                                     net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6())
+                                         .is_loopback());
+}
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket&& socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
+      : stream_(std::move(socket)), server_(server), from_loopback_(PeerIsLoopback(stream_)) {}
 
   void Run() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Connection::Read,
@@ -182,6 +193,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request.target = std::string(req.target());
     request.content_type = std::string(req[http::field::content_type]);
     request.host = std::string(req[http::field::host]);
+    request.authorization = std::string(req[http::field::authorization]);
+    request.from_loopback = from_loopback_;
     request.body = std::move(req.body());
     in_request_ = true;
     server_->RequestStarted();
@@ -325,6 +338,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   beast::tcp_stream stream_;
   HttpServer::Impl* const server_;
+  const bool from_loopback_;  // The peer is a loopback address (access.h).
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::empty_body>> continue_;

@@ -15,6 +15,8 @@ struct HttpRequest {
   std::string target;  // Path and query, as sent (still percent-encoded).
   std::string content_type;  // The Content-Type header; empty when absent.
   std::string host;          // The Host header; empty when absent.
+  std::string authorization;  // The Authorization header; empty when absent.
+  bool from_loopback = false;  // The peer's address is a loopback address.
   std::string body;
 };
 

@@ -145,7 +145,7 @@ class ApiTest : public ::testing::Test {
     api.clock = &clock_;
     api.version = "9.9.9";
     api.max_message_chars = 10;
-    api.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
+    api.access.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
     api_ = std::make_unique<Api>(api);
   }
   ~ApiTest() override { memory_->Shutdown(); }
@@ -153,8 +153,13 @@ class ApiTest : public ::testing::Test {
   std::pair<HttpResponse, std::shared_ptr<RecordingResponder>> Call(
       std::string method, std::string target, std::string body = "",
       std::string content_type = "application/json", std::string host = "127.0.0.1:8000") {
-    HttpRequest request{std::move(method), std::move(target), std::move(content_type),
-                        std::move(host), std::move(body)};
+    HttpRequest request;
+    request.method = std::move(method);
+    request.target = std::move(target);
+    request.content_type = std::move(content_type);
+    request.host = std::move(host);
+    request.body = std::move(body);
+    request.from_loopback = true;
     auto responder = std::make_shared<RecordingResponder>();
     api_->Handle(request, responder);
     return {responder->Wait(), responder};

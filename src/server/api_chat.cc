@@ -1,0 +1,162 @@
+// The chat turn every HTTP channel shares: body, gate, ChatService turn, JSON or SSE answer.
+#include <mutex>
+#include <utility>
+
+#include "base/utf8.h"
+#include "server/api.h"
+
+namespace locrit {
+namespace json = boost::json;
+namespace {
+
+// A parsed chat body: {message, session_id?, user_id?, conversation_id?}.
+struct ChatBody {
+  std::string message;
+  std::string session_id;
+  std::string user_id;
+};
+
+std::variant<ChatBody, HttpError> ParseChatBody(const HttpRequest& request,
+                                                size_t max_message_chars) {
+  auto parsed = ParseJsonObjectBody(request);
+  if (auto* error = std::get_if<HttpError>(&parsed)) return *error;
+  const json::object& body = std::get<json::object>(parsed);
+  ChatBody out;
+  const json::value* message = body.if_contains("message");
+  if (message == nullptr || message->is_null()) {
+    return HttpError{400, "invalid_argument", "message is required"};
+  }
+  if (!message->is_string()) return HttpError{400, "invalid_argument", "message must be a string"};
+  out.message.assign(message->get_string().data(), message->get_string().size());
+  if (CountCodePoints(out.message) > max_message_chars) {
+    return PayloadTooLargeError("message is longer than " + std::to_string(max_message_chars) +
+                                " characters");
+  }
+  if (auto e = OptionalStringField(body, "session_id", kMaxIdChars, &out.session_id)) return *e;
+  if (auto e = OptionalStringField(body, "user_id", kMaxIdChars, &out.user_id)) return *e;
+  std::string ignored;  // Conversations arrive with their own slice; the type is checked now.
+  if (auto e = OptionalStringField(body, "conversation_id", kMaxIdChars, &ignored)) return *e;
+  return out;
+}
+
+std::string SseEvent(const json::object& data) {
+  return "data: " + json::serialize(data) + "\n\n";
+}
+
+json::object DoneEvent(const TurnResult& result) {
+  return json::object{{"done", true},
+                      {"session_id", result.session_id},
+                      {"user_message_id", result.user_message_id},
+                      {"assistant_message_id", result.assistant_message_id},
+                      {"model", result.model},
+                      {"timestamp", FormatRfc3339Millis(result.timestamp)}};
+}
+
+json::object ErrorEvent(const HttpError& error) {
+  return json::object{{"error", error.message}, {"code", error.code}, {"done", true}};
+}
+
+HttpResponse TurnErrorResponse(const Status& status, const TurnResult& result) {
+  const HttpError error = ErrorForStatus(status);
+  json::object body{{"success", false}, {"error", error.message}, {"code", error.code}};
+  if (!result.user_message_id.empty()) {
+    body["user_message_id"] = result.user_message_id;
+    body["session_id"] = result.session_id;
+  }
+  return JsonResponse(error.status, body);
+}
+
+}  // namespace
+
+void Api::Chat(const Route& route, const LocritConfig& locrit, ChatChannel channel, bool stream) {
+  const std::shared_ptr<Responder>& responder = route.responder;
+  auto parsed = ParseChatBody(route.request, options_.max_message_chars);
+  if (auto* error = std::get_if<HttpError>(&parsed)) return route.Fail(*error);
+  if (std::optional<HttpError> refused = ChatGate(locrit, channel)) return route.Fail(*refused);
+  if (draining()) return route.Fail({503, "unavailable", "the server is shutting down"});
+  ChatBody body = std::move(std::get<ChatBody>(parsed));
+  TurnRequest turn;
+  turn.message = std::move(body.message);
+  turn.session_id = std::move(body.session_id);
+  turn.user_id = std::move(body.user_id);
+
+  // What one turn shares between the sink and the completion (called on ChatService threads,
+  // never concurrently, but possibly on different threads).
+  struct TurnState {
+    std::mutex mu;
+    bool started = false;  // GUARDED_BY(mu): the stream's headers were sent.
+    bool client_gone = false;  // GUARDED_BY(mu)
+    bool finished = false;     // GUARDED_BY(mu): done ran.
+    std::shared_ptr<TurnHandle> handle;  // GUARDED_BY(mu)
+  };
+  auto state = std::make_shared<TurnState>();
+  const std::string locrit_name = locrit.name;
+  ChatService::DeltaSink sink;
+  if (stream) {
+    sink = [state, responder](std::string_view delta) {
+      std::shared_ptr<TurnHandle> cancel;
+      {
+        std::lock_guard lock(state->mu);
+        if (state->client_gone) return;
+        if (!state->started) {
+          state->started = true;
+          responder->StartStream(200, "text/event-stream");
+        }
+        if (!responder->Write(SseEvent({{"chunk", delta}, {"done", false}}))) {
+          state->client_gone = true;
+          cancel = state->handle;
+        }
+      }
+      if (cancel) cancel->Cancel();
+    };
+  } else {
+    sink = [](std::string_view) {};
+  }
+  auto done = [this, state, responder, stream, locrit_name](Status status, TurnResult result) {
+    std::lock_guard lock(state->mu);
+    state->finished = true;
+    state->handle.reset();  // Breaks the cycle handle -> callbacks -> state.
+    if (stream && state->started) {
+      if (status.ok()) {
+        responder->Write(SseEvent(DoneEvent(result)));
+      } else {
+        json::object event = ErrorEvent(ErrorForStatus(status));
+        if (!result.user_message_id.empty()) event["user_message_id"] = result.user_message_id;
+        responder->Write(SseEvent(event));
+      }
+      responder->End();
+    } else if (stream && status.ok()) {
+      // An empty reply: the stream is only its final event.
+      responder->StartStream(200, "text/event-stream");
+      responder->Write(SseEvent(DoneEvent(result)));
+      responder->End();
+    } else if (!status.ok()) {
+      responder->Send(TurnErrorResponse(status, result));
+    } else {
+      responder->Send(JsonResponse(200, {{"success", true},
+                                         {"response", result.response},
+                                         {"locrit_name", locrit_name},
+                                         {"model", result.model},
+                                         {"session_id", result.session_id},
+                                         {"user_message_id", result.user_message_id},
+                                         {"assistant_message_id", result.assistant_message_id},
+                                         {"timestamp", FormatRfc3339Millis(result.timestamp)}}));
+    }
+    turns_in_flight_.fetch_sub(1);
+  };
+  turns_in_flight_.fetch_add(1);
+  std::shared_ptr<TurnHandle> handle =
+      options_.chat->Turn(ChatLocritOf(locrit, options_.llm_defaults), std::move(turn),
+                          std::move(sink), std::move(done));
+  {
+    std::lock_guard lock(state->mu);
+    if (state->finished || !handle) return;
+    if (!state->client_gone) {
+      state->handle = std::move(handle);
+      return;
+    }
+  }
+  handle->Cancel();  // The client left before the handle existed.
+}
+
+}  // namespace locrit

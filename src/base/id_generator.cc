@@ -1,6 +1,7 @@
 #include "base/id_generator.h"
 
 #include <array>
+#include <cstdio>
 
 namespace locrit {
 namespace {
@@ -69,6 +70,17 @@ bool IdGenerator::LooksLikeUuid(const std::string& id) {
     }
   }
   return true;
+}
+
+std::string UnguessableId() {
+  std::random_device entropy;
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    char word[9];
+    std::snprintf(word, sizeof(word), "%08x", static_cast<unsigned>(entropy()));
+    id += word;
+  }
+  return id;
 }
 
 }  // namespace locrit

@@ -39,4 +39,8 @@ class IdGenerator {
   uint64_t last_rand_ = 0;  // GUARDED_BY(mu_): 62 bits.
 };
 
+// 128 bits from the system's entropy source as 32 lower-case hex digits: for ids that must not be
+// guessable (session and conversation ids given to callers), unlike the time-ordered ids above.
+std::string UnguessableId();
+
 }  // namespace locrit

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <mutex>
-#include <random>
 
+#include "base/id_generator.h"
 #include "base/utf8.h"
 #include "chat/context.h"
 #include "chat/retrieval.h"
@@ -17,14 +17,6 @@ namespace {
 constexpr std::string_view kRecallModel = "recall";
 // Quoted items in a recall answer at most.
 constexpr size_t kRecallQuotes = 5;
-
-// 128 random bits as 32 hex digits: a session id nobody can guess from another one.
-std::string UnguessableId() {
-  std::random_device entropy;
-  std::string id;
-  for (int i = 0; i < 4; ++i) id += fmt::format("{:08x}", entropy());
-  return id;
-}
 
 bool IsBlank(std::string_view text) {
   return std::all_of(text.begin(), text.end(),

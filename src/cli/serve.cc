@@ -18,6 +18,7 @@
 #include "chat/chat_service.h"
 #include "llm/llm_runtime.h"
 #include "memory/memory_manager.h"
+#include "registry/conversation_store.h"
 #include "registry/locrit_registry.h"
 #include "server/api.h"
 #include "server/http_server.h"
@@ -184,6 +185,12 @@ int Serve(const ServeSettings& settings) {
   auto registry = LocritRegistry::Open(registry_options);
   if (!registry.ok()) return Fail(kExitFailure, registry.status().ToString());
 
+  ConversationStoreOptions conversation_options;
+  conversation_options.path = (data / "conversations.db").string();
+  conversation_options.clock = &clock;
+  auto conversations = ConversationStore::Open(conversation_options);
+  if (!conversations.ok()) return Fail(kExitFailure, conversations.status().ToString());
+
   ThreadPool pool(4);
   MemoryManagerOptions memory_options;
   memory_options.data_dir = data.string();
@@ -211,6 +218,8 @@ int Serve(const ServeSettings& settings) {
   api_options.chat = &chat;
   api_options.memory = &memory;
   api_options.llm = &llm;
+  api_options.conversations = conversations->get();
+  api_options.pool = &pool;
   api_options.clock = &clock;
   api_options.version = LOCRIT_VERSION;
   api_options.max_message_chars = chat_options.max_message_chars;

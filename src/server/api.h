@@ -28,6 +28,7 @@
 #include "chat/chat_service.h"
 #include "core/locrit_config.h"
 #include "llm/llm_settings.h"
+#include "registry/conversation_store.h"
 #include "registry/locrit_registry.h"
 #include "server/access.h"
 #include "server/api_json.h"
@@ -37,12 +38,17 @@ namespace locrit {
 
 class LlmRuntime;
 class MemoryManager;
+class ThreadPool;
 
 struct ApiOptions {
   LocritRegistry* registry = nullptr;  // Required; outlives the Api.
   ChatService* chat = nullptr;         // Required; outlives the Api.
   MemoryManager* memory = nullptr;     // Required by the memory routes; outlives the Api.
   LlmRuntime* llm = nullptr;           // Required by /api/llm/models; outlives the Api.
+  ConversationStore* conversations = nullptr;  // Required by /api/conversations; outlives the Api.
+  // Where routes run their blocking file work (registry and conversation writes), never on a
+  // network thread. Required by the routes that write; outlives the Api.
+  ThreadPool* pool = nullptr;
   const Clock* clock = nullptr;        // Required.
   std::string version;
   size_t max_message_chars = 32768;    // Longer messages: 413.
@@ -52,7 +58,16 @@ struct ApiOptions {
   AccessOptions access;
 };
 
-// One request being routed: its decoded path, its caller and how to answer it.
+// How to answer a request from a completion that runs after Handle returned.
+struct Reply {
+  std::shared_ptr<Responder> responder;
+
+  void Send(HttpResponse response) const { responder->Send(std::move(response)); }
+  void Fail(const HttpError& error) const { responder->Send(ErrorResponse(error)); }
+};
+
+// One request being routed: its decoded path, its caller and how to answer it. It refers to the
+// request, which does not outlive Handle: asynchronous work keeps reply() instead.
 struct Route {
   const HttpRequest& request;
   std::string_view path;          // Without the query.
@@ -60,6 +75,7 @@ struct Route {
   Caller caller;
   std::shared_ptr<Responder> responder;
 
+  Reply reply() const { return Reply{responder}; }
   void Send(HttpResponse response) const { responder->Send(std::move(response)); }
   void Fail(const HttpError& error) const { responder->Send(ErrorResponse(error)); }
   // 405 naming the allowed methods, e.g. "GET, PUT".
@@ -93,9 +109,13 @@ class Api {
   void RouteConversations(const Route& route);  // api_conversations.cc
   void RoutePublic(const Route& route);         // api_public.cc
 
-  // A chat turn from `route`'s JSON body (message, session_id?, user_id?), answered as JSON or
-  // as SSE. api_chat.cc.
-  void Chat(const Route& route, const LocritConfig& locrit, ChatChannel channel, bool stream);
+  // A chat turn from `route`'s JSON body (message, session_id?, user_id?, conversation_id?),
+  // answered as JSON or as SSE, once `locrit` passes the gate of `channel`. A turn in a
+  // conversation (`conversation`, or the body's conversation_id) takes its session and user, its
+  // messages are counted there, and the answer carries the conversation's id and message count.
+  // api_chat.cc.
+  void Chat(const Route& route, const LocritConfig& locrit, ChatChannel channel, bool stream,
+            std::optional<Conversation> conversation = std::nullopt);
 
   const ApiOptions options_;
   const AccessPolicy access_;

@@ -14,6 +14,7 @@ struct ChatBody {
   std::string message;
   std::string session_id;
   std::string user_id;
+  std::string conversation_id;
 };
 
 std::variant<ChatBody, HttpError> ParseChatBody(const HttpRequest& request,
@@ -34,8 +35,9 @@ std::variant<ChatBody, HttpError> ParseChatBody(const HttpRequest& request,
   }
   if (auto e = OptionalStringField(body, "session_id", kMaxIdChars, &out.session_id)) return *e;
   if (auto e = OptionalStringField(body, "user_id", kMaxIdChars, &out.user_id)) return *e;
-  std::string ignored;  // Conversations arrive with their own slice; the type is checked now.
-  if (auto e = OptionalStringField(body, "conversation_id", kMaxIdChars, &ignored)) return *e;
+  if (auto e = OptionalStringField(body, "conversation_id", kMaxIdChars, &out.conversation_id)) {
+    return *e;
+  }
   return out;
 }
 
@@ -56,9 +58,12 @@ json::object ErrorEvent(const HttpError& error) {
   return json::object{{"error", error.message}, {"code", error.code}, {"done", true}};
 }
 
-HttpResponse TurnErrorResponse(const Status& status, const TurnResult& result) {
+// The error answer of a failed turn; `extra` fields are added (a conversation's id and count).
+HttpResponse TurnErrorResponse(const Status& status, const TurnResult& result,
+                               const json::object& extra) {
   const HttpError error = ErrorForStatus(status);
   json::object body{{"success", false}, {"error", error.message}, {"code", error.code}};
+  for (const auto& [key, value] : extra) body[key] = value;
   if (!result.user_message_id.empty()) {
     body["user_message_id"] = result.user_message_id;
     body["session_id"] = result.session_id;
@@ -68,17 +73,35 @@ HttpResponse TurnErrorResponse(const Status& status, const TurnResult& result) {
 
 }  // namespace
 
-void Api::Chat(const Route& route, const LocritConfig& locrit, ChatChannel channel, bool stream) {
-  const std::shared_ptr<Responder>& responder = route.responder;
+void Api::Chat(const Route& route, const LocritConfig& locrit, ChatChannel channel, bool stream,
+               std::optional<Conversation> conversation) {
   auto parsed = ParseChatBody(route.request, options_.max_message_chars);
   if (auto* error = std::get_if<HttpError>(&parsed)) return route.Fail(*error);
-  if (std::optional<HttpError> refused = ChatGate(locrit, channel)) return route.Fail(*refused);
-  if (draining()) return route.Fail({503, "unavailable", "the server is shutting down"});
   ChatBody body = std::move(std::get<ChatBody>(parsed));
   TurnRequest turn;
   turn.message = std::move(body.message);
   turn.session_id = std::move(body.session_id);
   turn.user_id = std::move(body.user_id);
+  if (!conversation && !body.conversation_id.empty()) {
+    // The conversation decides the session and the user, as its own route does.
+    conversation = options_.conversations == nullptr
+                       ? std::nullopt
+                       : options_.conversations->Get(body.conversation_id);
+    if (!conversation) {
+      return route.Fail({404, "not_found", "no conversation " + body.conversation_id});
+    }
+    if (conversation->locrit_slug != locrit.slug) {
+      return route.Fail({400, "invalid_argument",
+                         "conversation " + body.conversation_id + " is not with " + locrit.name});
+    }
+  }
+  if (conversation) {
+    turn.session_id = conversation->session_id;
+    turn.user_id = conversation->user_id;
+  }
+  const std::shared_ptr<Responder>& responder = route.responder;
+  if (std::optional<HttpError> refused = ChatGate(locrit, channel)) return route.Fail(*refused);
+  if (draining()) return route.Fail({503, "unavailable", "the server is shutting down"});
 
   // What one turn shares between the sink and the completion (called on ChatService threads,
   // never concurrently, but possibly on different threads).
@@ -112,35 +135,49 @@ void Api::Chat(const Route& route, const LocritConfig& locrit, ChatChannel chann
   } else {
     sink = [](std::string_view) {};
   }
-  auto done = [this, state, responder, stream, locrit_name](Status status, TurnResult result) {
+  auto done = [this, state, responder, stream, locrit_name, conversation = std::move(conversation)](
+                  Status status, TurnResult result) {
+    // Runs on a work-pool thread, where the conversation's file write may block.
+    json::object conversation_fields;
+    if (conversation) {
+      const int64_t saved = status.ok() ? 2 : (result.user_message_id.empty() ? 0 : 1);
+      Result<Conversation> counted = options_.conversations->RecordMessages(conversation->id, saved);
+      conversation_fields["conversation_id"] = conversation->id;
+      conversation_fields["message_count"] =
+          counted.ok() ? counted->message_count : conversation->message_count + saved;
+    }
+    auto with_conversation = [&conversation_fields](json::object answer) {
+      for (const auto& [key, value] : conversation_fields) answer[key] = value;
+      return answer;
+    };
     std::lock_guard lock(state->mu);
     state->finished = true;
     state->handle.reset();  // Breaks the cycle handle -> callbacks -> state.
     if (stream && state->started) {
       if (status.ok()) {
-        responder->Write(SseEvent(DoneEvent(result)));
+        responder->Write(SseEvent(with_conversation(DoneEvent(result))));
       } else {
         json::object event = ErrorEvent(ErrorForStatus(status));
         if (!result.user_message_id.empty()) event["user_message_id"] = result.user_message_id;
-        responder->Write(SseEvent(event));
+        responder->Write(SseEvent(with_conversation(std::move(event))));
       }
       responder->End();
     } else if (stream && status.ok()) {
       // An empty reply: the stream is only its final event.
       responder->StartStream(200, "text/event-stream");
-      responder->Write(SseEvent(DoneEvent(result)));
+      responder->Write(SseEvent(with_conversation(DoneEvent(result))));
       responder->End();
     } else if (!status.ok()) {
-      responder->Send(TurnErrorResponse(status, result));
+      responder->Send(TurnErrorResponse(status, result, conversation_fields));
     } else {
-      responder->Send(JsonResponse(200, {{"success", true},
+      responder->Send(JsonResponse(200, with_conversation({{"success", true},
                                          {"response", result.response},
                                          {"locrit_name", locrit_name},
                                          {"model", result.model},
                                          {"session_id", result.session_id},
                                          {"user_message_id", result.user_message_id},
                                          {"assistant_message_id", result.assistant_message_id},
-                                         {"timestamp", FormatRfc3339Millis(result.timestamp)}}));
+                                         {"timestamp", FormatRfc3339Millis(result.timestamp)}})));
     }
     turns_in_flight_.fetch_sub(1);
   };

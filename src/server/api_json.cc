@@ -1,5 +1,6 @@
 #include "server/api_json.h"
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -44,6 +45,21 @@ json::object LocritObject(const LocritConfig& c) {
   o["created_at"] = FormatRfc3339Millis(c.created_at);
   o["updated_at"] = FormatRfc3339Millis(c.updated_at);
   return o;
+}
+
+json::object MessageObject(const Message& m) {
+  boost::system::error_code ec;
+  json::value metadata = json::parse(m.metadata, ec);
+  if (ec || !metadata.is_object()) metadata = json::object();
+  return json::object{{"id", m.id},
+                      {"seq", m.seq},
+                      {"session_id", m.session_id},
+                      {"user_id", m.user_id},
+                      {"role", RoleName(m.role)},
+                      {"content", m.content},
+                      {"timestamp", FormatRfc3339Millis(m.created_at)},
+                      {"status", MessageStatusName(m.status)},
+                      {"metadata", std::move(metadata)}};
 }
 
 bool EqualsIgnoringAsciiCase(std::string_view a, std::string_view b) {
@@ -133,6 +149,21 @@ std::optional<std::string> QueryParam(std::string_view target, std::string_view 
     return PercentDecode(value).value_or(std::string());
   }
   return std::nullopt;
+}
+
+std::variant<int64_t, HttpError> IntParam(std::string_view target, std::string_view name,
+                                          int64_t fallback, int64_t min, int64_t max) {
+  const std::optional<std::string> text = QueryParam(target, name);
+  if (!text) return fallback;
+  int64_t value = 0;
+  const char* end = text->data() + text->size();
+  const auto [stop, ec] = std::from_chars(text->data(), end, value);
+  if (text->empty() || ec != std::errc() || stop != end || value < min || value > max) {
+    return HttpError{400, "invalid_argument",
+                     std::string(name) + " must be an integer from " + std::to_string(min) +
+                         " to " + std::to_string(max)};
+  }
+  return value;
 }
 
 std::string FormatRfc3339Millis(int64_t unix_millis) {

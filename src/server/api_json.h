@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/locrit_config.h"
+#include "core/memory_types.h"
 #include "server/http_errors.h"
 #include "server/http_types.h"
 
@@ -27,6 +28,10 @@ boost::json::value OptionalString(const std::optional<std::string>& value);
 
 // The Locrit object of API.md.
 boost::json::object LocritObject(const LocritConfig& locrit);
+
+// A message of a Locrit's memory: {id, seq, session_id, user_id, role, content, timestamp,
+// status, metadata}.
+boost::json::object MessageObject(const Message& message);
 
 // "application/json", any case, with or without parameters.
 bool IsJsonContentType(std::string_view content_type);
@@ -48,6 +53,11 @@ std::optional<std::vector<std::string>> DecodePathSegments(std::string_view path
 
 // The percent-decoded value of query parameter `name` ('+' is a space); nullopt when absent.
 std::optional<std::string> QueryParam(std::string_view target, std::string_view name);
+
+// Query parameter `name` as an integer in [min, max]; `fallback` when absent; a 400 naming the
+// parameter and its range otherwise.
+std::variant<int64_t, HttpError> IntParam(std::string_view target, std::string_view name,
+                                          int64_t fallback, int64_t min, int64_t max);
 
 // "2025-01-01T08:00:00.000Z" for Unix milliseconds.
 std::string FormatRfc3339Millis(int64_t unix_millis);

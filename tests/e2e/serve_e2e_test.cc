@@ -366,6 +366,34 @@ TEST_F(ServeTest, TheRegistryAndMemorySurviveARestart) {
   EXPECT_THAT(std::string(JsonObject(second)["response"].as_string()), HasSubstr("zanzibar"));
 }
 
+TEST_F(ServeTest, ConversationsSurviveARestartWithTheirMessages) {
+  const Reply created = Post("/api/conversations/create",
+                             R"({"locrit_name":"Bob Technique","user_id":"alice"})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id(JsonObject(created)["conversation_id"].as_string());
+  const Reply said =
+      Post("/api/conversations/" + id + "/message", R"({"message":"retiens le mot zanzibar"})");
+  ASSERT_EQ(said.status, 200) << said.body;
+  EXPECT_EQ(JsonObject(said)["message_count"], 2);
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+
+  Start();
+  const Reply listed = Get("/api/conversations?user_id=alice");
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  ASSERT_EQ(JsonObject(listed)["count"], 1);
+  const Reply read = Get("/api/conversations/" + id);
+  ASSERT_EQ(read.status, 200) << read.body;
+  json::object conversation = JsonObject(read);
+  EXPECT_EQ(conversation["message_count"], 2);
+  const json::array& messages = conversation["messages"].as_array();
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(messages[0].at("content"), "retiens le mot zanzibar");
+  EXPECT_EQ(messages[1].at("role"), "assistant");
+  const Reply again = Post("/api/conversations/" + id + "/message", R"({"message":"zanzibar ?"})");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(JsonObject(again)["message_count"], 4);
+}
+
 TEST_F(ServeTest, ANonLoopbackAddressIsRefusedWithExitCode2) {
   const std::string binary = LOCRIT_BINARY;
   const std::string command = binary + " serve --listen 0.0.0.0:0 --data " +

@@ -7,11 +7,13 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <future>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "base/thread_pool.h"
+#include "memory/memory_manager.h"
 #include "server/http_errors.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/matchers.h"
@@ -23,6 +25,7 @@ namespace {
 namespace json = boost::json;
 using ::locrit::testing::FakeClock;
 using ::locrit::testing::IsOk;
+using ::locrit::testing::StatusIs;
 using ::locrit::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -139,9 +142,16 @@ class ApiTest : public ::testing::Test {
     chat.clock = &clock_;
     chat.max_message_chars = 10;
     chat_ = std::make_unique<ChatService>(chat);
+    ConversationStoreOptions conversations;
+    conversations.path = dir_.File("conversations.db");
+    conversations.clock = &clock_;
+    conversations_ = std::move(ConversationStore::Open(conversations).value());
     ApiOptions api;
     api.registry = registry_.get();
     api.chat = chat_.get();
+    api.memory = memory_.get();
+    api.conversations = conversations_.get();
+    api.pool = &pool_;
     api.clock = &clock_;
     api.version = "9.9.9";
     api.max_message_chars = 10;
@@ -172,6 +182,7 @@ class ApiTest : public ::testing::Test {
   IdGenerator ids_{&clock_, 7};
   ThreadPool pool_{2};
   std::unique_ptr<LocritRegistry> registry_;
+  std::unique_ptr<ConversationStore> conversations_;
   std::unique_ptr<MemoryManager> memory_;
   std::unique_ptr<ChatService> chat_;
   std::unique_ptr<Api> api_;
@@ -278,6 +289,140 @@ TEST_F(ApiTest, ChatAndStreamThroughTheResponder) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(api_->TurnsInFlight(), 0);
+}
+
+TEST_F(ApiTest, ConversationLifecycle) {
+  auto [created, r1] = Call("POST", "/api/conversations/create",
+                            R"({"locrit_name":"bob technique","user_id":"alice","metadata":{"a":1}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  json::object c = Body(created);
+  EXPECT_EQ(c["locrit_name"], "Bob Technique");
+  const std::string id(c["conversation_id"].as_string());
+  EXPECT_EQ(c["session_id"].as_string(), id);
+  auto [fresh, r0] = Call("GET", "/api/conversations/" + id);
+  ASSERT_EQ(fresh.status, 200) << "no message yet: " << fresh.body;
+  EXPECT_TRUE(Body(fresh)["messages"].as_array().empty());
+
+  auto [said, r2] = Call("POST", "/api/conversations/" + id + "/message", R"({"message":"salut"})");
+  ASSERT_EQ(said.status, 200) << said.body;
+  EXPECT_EQ(Body(said)["conversation_id"].as_string(), id);
+  EXPECT_EQ(Body(said)["message_count"], 2);
+  EXPECT_EQ(Body(said)["session_id"].as_string(), id);
+
+  // The legacy route joins the same conversation by id; its session and user win.
+  auto [legacy, r3] = Call("POST", "/api/locrits/Bob%20Technique/chat",
+                           R"({"message":"encore","conversation_id":")" + id +
+                               R"(","session_id":"other"})");
+  ASSERT_EQ(legacy.status, 200) << legacy.body;
+  EXPECT_EQ(Body(legacy)["session_id"].as_string(), id);
+  EXPECT_EQ(Body(legacy)["message_count"], 4);
+
+  auto [read, r4] = Call("GET", "/api/conversations/" + id + "?limit=3");
+  ASSERT_EQ(read.status, 200) << read.body;
+  json::object full = Body(read);
+  EXPECT_EQ(full["user_id"], "alice");
+  EXPECT_EQ(full["message_count"], 4);
+  const json::array& messages = full["messages"].as_array();
+  ASSERT_EQ(messages.size(), 3u) << "the newest three, oldest first";
+  EXPECT_EQ(messages[0].at("role"), "assistant");
+  EXPECT_EQ(messages[1].at("content"), "encore");
+  EXPECT_EQ(messages[1].at("user_id"), "alice");
+  EXPECT_EQ(messages[2].at("role"), "assistant");
+
+  auto [info, r5] = Call("GET", "/api/conversations/" + id + "/info");
+  ASSERT_EQ(info.status, 200);
+  EXPECT_FALSE(Body(info)["conversation"].as_object().contains("messages"));
+  EXPECT_EQ(Body(info)["conversation"].at("metadata").at("a"), 1);
+
+  Call("POST", "/api/conversations/create", R"({"locrit_name":"Bob Technique","user_id":"carol"})");
+  auto [mine, r6] = Call("GET", "/api/conversations?user_id=alice&locrit_name=Bob%20Technique");
+  ASSERT_EQ(mine.status, 200);
+  EXPECT_EQ(Body(mine)["count"], 1);
+  auto [all, r7] = Call("GET", "/api/conversations");
+  EXPECT_EQ(Body(all)["count"], 2);
+
+  auto [gone, r8] = Call("DELETE", "/api/conversations/" + id);
+  EXPECT_EQ(gone.status, 200);
+  EXPECT_EQ(Call("GET", "/api/conversations/" + id).first.status, 404);
+  // Without purge, its messages stay in the Locrit's memory.
+  auto [history, r9] = Call("POST", "/api/locrits/Bob%20Technique/chat",
+                            R"({"message":"et alors","session_id":")" + id + "\"}");
+  EXPECT_EQ(history.status, 200);
+}
+
+TEST_F(ApiTest, ConversationPurgeDeletesItsMessages) {
+  auto [created, r1] =
+      Call("POST", "/api/conversations/create", R"({"locrit_name":"Bob Technique"})");
+  const std::string id(Body(created)["conversation_id"].as_string());
+  EXPECT_EQ(Body(created)["success"], true);
+  ASSERT_EQ(Call("POST", "/api/conversations/" + id + "/message", R"({"message":"salut"})")
+                .first.status,
+            200);
+  auto [purged, r2] = Call("DELETE", "/api/conversations/" + id + "?purge=true");
+  ASSERT_EQ(purged.status, 200) << purged.body;
+
+  const LocritConfig bob = registry_->Get("Bob Technique").value();
+  std::promise<Result<std::vector<Message>>> promise;
+  memory_->Get(bob.slug, {}, [&](Result<MemoryManager::Handle> memory) {
+    ASSERT_THAT(memory, IsOk());
+    (*memory)->Read<std::vector<Message>>(
+        [id](MemoryStore& m) {
+          HistoryQuery query;
+          query.session_id = id;
+          return m.History(query);
+        },
+        [&](Result<std::vector<Message>> r) { promise.set_value(std::move(r)); });
+  });
+  EXPECT_THAT(promise.get_future().get(), StatusIs(StatusCode::kNotFound))
+      << "the session is gone with its messages";
+}
+
+TEST_F(ApiTest, ConversationErrors) {
+  struct Case {
+    std::string method, target, body;
+    int status;
+    std::string code;
+  };
+  auto [other, r] = Call("POST", "/api/conversations/create", R"({"locrit_name":"Bob Technique"})");
+  const std::string id(Body(other)["conversation_id"].as_string());
+  LocritConfig eve;
+  eve.name = "Eve";
+  eve.description = "autre";
+  ASSERT_THAT(registry_->Create(eve), IsOk());
+  const Case cases[] = {
+      {"POST", "/api/conversations/create", R"({})", 400, "invalid_argument"},
+      {"POST", "/api/conversations/create", R"({"locrit_name":5})", 400, "invalid_argument"},
+      {"POST", "/api/conversations/create", R"({"locrit_name":"Nobody"})", 404, "not_found"},
+      {"POST", "/api/conversations/create", R"({"locrit_name":"Endormi"})", 403, "forbidden"},
+      {"POST", "/api/conversations/create", R"({"locrit_name":"Eve","metadata":[1]})", 400,
+       "invalid_argument"},
+      {"POST", "/api/conversations/create", R"({"locrit_name":"Eve","user_id":""})", 400,
+       "invalid_argument"},
+      {"GET", "/api/conversations/create", "", 405, "method_not_allowed"},
+      {"POST", "/api/conversations/0123/message", R"({"message":"x"})", 404, "not_found"},
+      {"POST", "/api/conversations/" + id + "/message", R"({"nope":"x"})", 400,
+       "invalid_argument"},
+      {"POST", "/api/conversations/" + id + "/message", R"({"message":"onze lettres"})", 413,
+       "payload_too_large"},
+      {"GET", "/api/conversations/" + id + "/message", "", 405, "method_not_allowed"},
+      {"PUT", "/api/conversations/" + id, "", 405, "method_not_allowed"},
+      {"GET", "/api/conversations/" + id + "?limit=0", "", 400, "invalid_argument"},
+      {"GET", "/api/conversations/" + id + "?limit=abc", "", 400, "invalid_argument"},
+      {"GET", "/api/conversations?limit=100000", "", 400, "invalid_argument"},
+      {"GET", "/api/conversations?locrit_name=Nobody", "", 404, "not_found"},
+      {"GET", "/api/conversations/" + id + "/other", "", 404, "not_found"},
+      {"DELETE", "/api/conversations/" + id + "?purge=maybe", "", 400, "invalid_argument"},
+      {"POST", "/api/locrits/Eve/chat", R"({"message":"x","conversation_id":")" + id + "\"}", 400,
+       "invalid_argument"},
+      {"POST", "/api/locrits/Eve/chat", R"({"message":"x","conversation_id":"missing"})", 404,
+       "not_found"},
+  };
+  for (const Case& c : cases) {
+    auto [response, rr] = Call(c.method, c.target, c.body);
+    EXPECT_EQ(response.status, c.status) << c.method << " " << c.target << " " << c.body << " -> "
+                                         << response.body;
+    EXPECT_EQ(Body(response)["code"], json::value(c.code)) << c.target;
+  }
 }
 
 }  // namespace

@@ -59,6 +59,10 @@ class HttpServer::Impl {
   const HttpServerOptions options_;
   Api* const api_;
   net::io_context ioc_;
+  // Keeps the network threads running while draining: once the acceptor is closed, a streaming
+  // connection may have no operation pending between two writes, and without this guard run()
+  // would return and the rest of the stream would never be written.
+  net::executor_work_guard<net::io_context::executor_type> keep_running_{ioc_.get_executor()};
   tcp::acceptor acceptor_;  // Confined to its own strand once accepting.
   tcp::endpoint bound_;
   std::vector<std::thread> threads_;

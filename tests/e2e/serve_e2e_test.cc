@@ -14,11 +14,15 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
+#include "registry/locrit_registry.h"
+#include "tests/support/fake_llm_server.h"
 #include "tests/support/raw_sql.h"
 #include "tests/support/temp_dir.h"
 
@@ -28,6 +32,8 @@ namespace locrit {
 namespace {
 
 namespace json = boost::json;
+using ::locrit::testing::FakeLlmServer;
+using ::locrit::testing::FakeReply;
 using ::locrit::testing::RawSql;
 using ::locrit::testing::TempDir;
 using ::testing::HasSubstr;
@@ -125,6 +131,22 @@ class ServeTest : public ::testing::Test {
     Start();
   }
 
+  // Adds Locrits to <data>/registry.db before the server starts, as an earlier run would have.
+  void Register(const std::vector<LocritConfig>& locrits) {
+    std::filesystem::create_directories(data_ / "locrits");
+    SystemClock clock;
+    RegistryOptions options;
+    options.path = (data_ / "registry.db").string();
+    options.clock = &clock;
+    options.locrits_dir = (data_ / "locrits").string();
+    auto registry = LocritRegistry::Open(options);
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    for (const LocritConfig& locrit : locrits) {
+      auto created = (*registry)->Create(locrit);
+      ASSERT_TRUE(created.ok()) << created.status();
+    }
+  }
+
   void TearDown() override {
     if (pid_ > 0) {
       EXPECT_EQ(Stop(SIGTERM), 0) << Log();
@@ -135,6 +157,7 @@ class ServeTest : public ::testing::Test {
     const std::string binary = LOCRIT_BINARY;
     const std::string data = data_.string();
     std::vector<std::string> args = {binary, "serve", "--listen", "127.0.0.1:0", "--data", data};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -192,6 +215,7 @@ class ServeTest : public ::testing::Test {
 
   TempDir dir_;
   std::filesystem::path data_;
+  std::vector<std::string> extra_args_;  // Appended to `locrit serve ...` by Start().
   std::string log_;
   pid_t pid_ = -1;
   std::string base_;
@@ -392,6 +416,177 @@ TEST_F(ServeTest, ConversationsSurviveARestartWithTheirMessages) {
   const Reply again = Post("/api/conversations/" + id + "/message", R"({"message":"zanzibar ?"})");
   ASSERT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(JsonObject(again)["message_count"], 4);
+}
+
+// 1 000 requests over 100 keep-alive connections, spread over 20 Locrits: every one answered,
+// every acknowledged message in its Locrit's memory afterwards, the server healthy throughout.
+TEST_F(ServeTest, AThousandRequestsOverAHundredConnectionsToTwentyLocrits) {
+  constexpr int kLocrits = 20;
+  constexpr int kConnections = 100;
+  constexpr int kRequestsEach = 10;
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+  std::vector<LocritConfig> locrits;
+  for (int i = 0; i < kLocrits; ++i) {
+    LocritConfig locrit;
+    locrit.name = "Charge " + std::to_string(i);
+    locrit.description = "un Locrit de la charge";
+    locrit.llm.provider = LocritProvider::kRecall;
+    locrit.model = "recall";
+    locrits.push_back(locrit);
+  }
+  Register(locrits);
+  Start();
+
+  struct Acknowledged {
+    int locrit;
+    std::string user_message_id, assistant_message_id;
+  };
+  std::vector<std::vector<Acknowledged>> acknowledged(kConnections);
+  std::vector<std::string> failures(kConnections);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kConnections; ++c) {
+    clients.emplace_back([&, c] {
+      // One handle per connection: libcurl keeps its connection alive between requests.
+      CURL* curl = curl_easy_init();
+      curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+      for (int r = 0; r < kRequestsEach; ++r) {
+        const int locrit = (c * kRequestsEach + r) % kLocrits;
+        const std::string url = base_ + "/api/locrits/Charge%20" + std::to_string(locrit) + "/chat";
+        const std::string body = R"({"message":"requête )" + std::to_string(r) + " de " +
+                                 std::to_string(c) + R"(","user_id":"client-)" +
+                                 std::to_string(c) + "\"}";
+        std::string answer;
+        curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+        const CURLcode rc = curl_easy_perform(curl);
+        long status = 0;
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        boost::system::error_code ec;
+        const json::value parsed = json::parse(answer, ec);
+        if (rc != CURLE_OK || status != 200 || ec || !parsed.is_object()) {
+          failures[static_cast<size_t>(c)] += std::string(curl_easy_strerror(rc)) + " " +
+                                              std::to_string(status) + " " + answer + "\n";
+          continue;
+        }
+        const json::object& o = parsed.get_object();
+        acknowledged[static_cast<size_t>(c)].push_back(
+            {locrit, std::string(o.at("user_message_id").as_string()),
+             std::string(o.at("assistant_message_id").as_string())});
+      }
+      curl_slist_free_all(headers);
+      curl_easy_cleanup(curl);
+    });
+  }
+  for (auto& t : clients) t.join();
+  size_t answered = 0;
+  for (int c = 0; c < kConnections; ++c) {
+    EXPECT_EQ(failures[static_cast<size_t>(c)], "") << "connection " << c;
+    answered += acknowledged[static_cast<size_t>(c)].size();
+  }
+  EXPECT_EQ(answered, static_cast<size_t>(kConnections * kRequestsEach));
+  ExpectHealthy();
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+
+  // Each Locrit's memory holds exactly what was acknowledged to it.
+  for (int l = 0; l < kLocrits; ++l) {
+    RawSql sql((data_ / "locrits" / ("charge-" + std::to_string(l)) / "memory.db").string());
+    size_t expected = 0;
+    for (const auto& connection : acknowledged) {
+      for (const Acknowledged& a : connection) {
+        if (a.locrit != l) continue;
+        expected += 2;
+        EXPECT_EQ(sql.Text("SELECT count(*) FROM messages WHERE id IN ('" + a.user_message_id +
+                           "','" + a.assistant_message_id + "')"),
+                  "2");
+      }
+    }
+    EXPECT_EQ(sql.Text("SELECT count(*) FROM messages"), std::to_string(expected)) << l;
+  }
+}
+
+// SIGTERM while a reply streams: the stream ends cleanly with its final event, the server exits
+// 0, and the whole exchange is in memory.
+TEST_F(ServeTest, ShutdownWhileStreamingEndsTheStreamCleanlyAndLosesNothing) {
+  FakeLlmServer llm;
+  FakeReply slow;
+  slow.deltas = {"une ", "réponse ", "entière"};
+  slow.hold_before_last = true;
+  llm.SetDefault(slow);
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+  LocritConfig lent;
+  lent.name = "Lent";
+  lent.description = "répond lentement";
+  lent.llm.provider = LocritProvider::kOllama;
+  lent.llm.url = llm.url();
+  lent.model = "lent";
+  Register({lent});
+  Start();
+
+  std::mutex mu;
+  std::string stream;  // GUARDED_BY(mu)
+  auto collect = +[](char* data, size_t size, size_t n, void* out) -> size_t {
+    auto* sink = static_cast<std::pair<std::mutex*, std::string*>*>(out);
+    std::lock_guard lock(*sink->first);
+    sink->second->append(data, size * n);
+    return size * n;
+  };
+  std::pair<std::mutex*, std::string*> sink{&mu, &stream};
+  long status = 0;
+  std::thread client([&] {
+    CURL* curl = curl_easy_init();
+    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    const std::string url = base_ + "/api/locrits/Lent/chat/stream";
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, R"({"message":"parle lentement"})");
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+    curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+  });
+  auto received = [&](const std::string& text) {
+    for (int i = 0; i < 1500; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (stream.find(text) != std::string::npos) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(received("réponse")) << "the stream never started";
+  kill(pid_, SIGTERM);
+  // Draining: once the log says so, let the model finish its reply.
+  for (int i = 0; i < 1500 && Log().find("shutting down") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  llm.Release();
+  client.join();
+  int exit_status = 0;
+  waitpid(pid_, &exit_status, 0);
+  pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << Log();
+
+  EXPECT_EQ(status, 200);
+  const std::vector<std::string> events = ParseSse(stream);
+  ASSERT_FALSE(events.empty()) << stream;
+  json::object done = json::parse(events.back()).as_object();
+  EXPECT_EQ(done["done"], true) << events.back() << Log();
+  ASSERT_TRUE(done.contains("assistant_message_id")) << "a clean end, not an error: " << events.back();
+  RawSql sql((data_ / "locrits" / "lent" / "memory.db").string());
+  EXPECT_EQ(sql.Text("SELECT content FROM messages WHERE id = '" +
+                     std::string(done["assistant_message_id"].as_string()) + "'"),
+            "une réponse entière");
+  EXPECT_EQ(sql.Text("SELECT content FROM messages WHERE id = '" +
+                     std::string(done["user_message_id"].as_string()) + "'"),
+            "parle lentement");
 }
 
 TEST_F(ServeTest, ANonLoopbackAddressIsRefusedWithExitCode2) {

@@ -137,14 +137,19 @@ void Api::Chat(const Route& route, const LocritConfig& locrit, ChatChannel chann
   }
   auto done = [this, state, responder, stream, locrit_name, conversation = std::move(conversation)](
                   Status status, TurnResult result) {
-    // Runs on a work-pool thread, where the conversation's file write may block.
     json::object conversation_fields;
     if (conversation) {
       const int64_t saved = status.ok() ? 2 : (result.user_message_id.empty() ? 0 : 1);
-      Result<Conversation> counted = options_.conversations->RecordMessages(conversation->id, saved);
+      int64_t count = conversation->message_count;
+      // A turn that saved something completes after a memory write, on a work-pool thread, where
+      // this file write may block; one that saved nothing may complete on the caller's thread.
+      if (saved > 0) {
+        Result<Conversation> counted =
+            options_.conversations->RecordMessages(conversation->id, saved);
+        count = counted.ok() ? counted->message_count : count + saved;
+      }
       conversation_fields["conversation_id"] = conversation->id;
-      conversation_fields["message_count"] =
-          counted.ok() ? counted->message_count : conversation->message_count + saved;
+      conversation_fields["message_count"] = count;
     }
     auto with_conversation = [&conversation_fields](json::object answer) {
       for (const auto& [key, value] : conversation_fields) answer[key] = value;

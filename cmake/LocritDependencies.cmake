@@ -2,6 +2,7 @@
 find_package(SQLite3 REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)
+find_package(tomlplusplus REQUIRED)
 find_package(Threads REQUIRED)
 # Versioned Boost 1.81 packages only (1.74 and 1.81 exclude each other); Asio/Beast are header-only.
 find_package(Boost 1.81 CONFIG REQUIRED COMPONENTS json url)

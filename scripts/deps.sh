@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config ccache
   libsqlite3-dev sqlite3 libcurl4-openssl-dev
-  libfmt-dev libcli11-dev
+  libfmt-dev libcli11-dev libtomlplusplus-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libssl-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
 )

@@ -4,11 +4,16 @@
 
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <random>
 
 #include "base/clock.h"
 #include "base/id_generator.h"
 #include "cli/serve.h"
+#include "cli/settings.h"
+#include "server/admin_tokens.h"
+#include "server/api_json.h"
 #include "store/memory_store.h"
 
 namespace locrit {
@@ -52,23 +57,89 @@ int Run(int argc, char** argv) {
   });
 
   int exit_code = kExitOk;
-  ServeSettings serve_settings;
+  // Flags are collected as text and resolved with the file and the environment (settings.h):
+  // flags win over the environment, which wins over the file.
   auto* serve = app.add_subcommand("serve", "Run the HTTP server");
-  serve->add_option("--listen", serve_settings.listen, "HOST:PORT to listen on (port 0: any)")
-      ->envname("LOCRIT_LISTEN")
-      ->capture_default_str();
-  serve->add_option("--data", serve_settings.data, "Data directory")
-      ->envname("LOCRIT_DATA")
-      ->capture_default_str();
-  serve->add_flag("--no-example", serve_settings.no_example,
-                  "Do not create the example Locrit on first start")
-      ->envname("LOCRIT_NO_EXAMPLE");
-  serve->add_option("--shutdown-timeout", serve_settings.shutdown_timeout_s,
-                    "Seconds in-flight requests get to finish on SIGINT/SIGTERM")
-      ->envname("LOCRIT_SHUTDOWN_TIMEOUT")
-      ->check(CLI::Range(0, 3600))
-      ->capture_default_str();
-  serve->callback([&] { exit_code = Serve(serve_settings); });
+  std::string config_path;
+  std::map<std::string, std::string> serve_flags;
+  std::string listen, data_dir, shutdown_timeout;
+  bool no_example = false;
+  serve->add_option("--config", config_path,
+                    "TOML settings file (also LOCRIT_CONFIG; default ./locrit.toml if present)");
+  auto* listen_opt = serve->add_option(
+      "--listen", listen, "HOST:PORT to listen on, port 0: any (default 127.0.0.1:8000)");
+  auto* data_opt = serve->add_option("--data", data_dir, "Data directory (default ./data)");
+  auto* no_example_opt = serve->add_flag("--no-example", no_example,
+                                         "Do not create the example Locrit on first start");
+  auto* shutdown_opt = serve->add_option(
+      "--shutdown-timeout", shutdown_timeout,
+      "Seconds in-flight requests get to finish on SIGINT/SIGTERM (default 30)");
+  serve->callback([&] {
+    SettingsSources sources;
+    sources.env = LocritEnvironment();
+    if (config_path.empty()) {
+      if (auto it = sources.env.find("LOCRIT_CONFIG"); it != sources.env.end()) {
+        config_path = it->second;
+      }
+    }
+    if (Status s = ReadConfigFile(config_path.empty() ? std::nullopt
+                                                      : std::optional<std::string>(config_path),
+                                  &sources);
+        !s.ok()) {
+      return void(exit_code = Fail(s));
+    }
+    if (listen_opt->count() > 0) sources.flags["server.listen"] = listen;
+    if (data_opt->count() > 0) sources.flags["server.data"] = data_dir;
+    if (no_example_opt->count() > 0 && no_example) sources.flags["server.no_example"] = "true";
+    if (shutdown_opt->count() > 0) sources.flags["server.shutdown_timeout_s"] = shutdown_timeout;
+    Result<ServeSettings> settings = ResolveSettings(sources);
+    if (!settings.ok()) return void(exit_code = Fail(settings.status()));
+    exit_code = Serve(*settings);
+  });
+
+  auto* token = app.add_subcommand("token", "Manage the admin tokens stored in the data directory");
+  token->require_subcommand(1);
+  std::string token_data = "./data";
+  std::string token_name;
+  auto add_data_option = [&](CLI::App* command) {
+    command->add_option("--data", token_data, "Data directory")
+        ->envname("LOCRIT_DATA")
+        ->capture_default_str();
+  };
+  auto* token_create =
+      token->add_subcommand("create", "Create an admin token, print it once, store its hash");
+  add_data_option(token_create);
+  token_create->add_option("--name", token_name, "A name to list and revoke it by (default: "
+                                                 "token-<n>)");
+  token_create->callback([&] {
+    auto existing = LoadAdminTokens(token_data);
+    if (!existing.ok()) return void(exit_code = Fail(existing.status()));
+    if (token_name.empty()) token_name = "token-" + std::to_string(existing->size() + 1);
+    auto secret = NewAdminToken();
+    if (!secret.ok()) return void(exit_code = Fail(secret.status()));
+    SystemClock clock;
+    StoredAdminToken stored{token_name, HashAdminToken(*secret),
+                            FormatRfc3339Millis(clock.NowMillis())};
+    if (Status s = AddAdminToken(token_data, stored); !s.ok()) return void(exit_code = Fail(s));
+    std::cout << *secret << "\n";
+    std::cerr << "locrit: token \"" << token_name << "\" stored (hashed) in " << token_data
+              << "; it is shown only once. A running server reads tokens at start-up: restart it.\n";
+  });
+  auto* token_list = token->add_subcommand("list", "List the stored admin tokens (names only)");
+  add_data_option(token_list);
+  token_list->callback([&] {
+    auto tokens = LoadAdminTokens(token_data);
+    if (!tokens.ok()) return void(exit_code = Fail(tokens.status()));
+    for (const StoredAdminToken& t : *tokens) std::cout << t.name << "\t" << t.created_at << "\n";
+  });
+  auto* token_revoke = token->add_subcommand("revoke", "Delete a stored admin token");
+  add_data_option(token_revoke);
+  token_revoke->add_option("name", token_name, "The token's name")->required();
+  token_revoke->callback([&] {
+    if (Status s = RevokeAdminToken(token_data, token_name); !s.ok()) {
+      return void(exit_code = Fail(s));
+    }
+  });
 
   auto* memory = app.add_subcommand("memory", "Inspect one Locrit memory file");
   memory->require_subcommand(1);

@@ -20,6 +20,7 @@
 #include "memory/memory_manager.h"
 #include "registry/conversation_store.h"
 #include "registry/locrit_registry.h"
+#include "server/admin_tokens.h"
 #include "server/api.h"
 #include "server/http_server.h"
 
@@ -90,10 +91,10 @@ Status WriteFileAtomically(const std::filesystem::path& path, const std::string&
   return Status::Ok();
 }
 
-// Whether an Ollama answers at its default URL within a short probe; the first model it offers.
-std::optional<std::string> ProbeOllama(LlmRuntime& runtime) {
-  LlmSettings settings;
-  settings.provider = LlmProvider::kOllama;
+// Whether the default model server answers within a short probe; the model to use: the
+// configured one, else the first it offers.
+std::optional<std::string> ProbeModelServer(LlmRuntime& runtime, const LlmSettings& defaults) {
+  LlmSettings settings = defaults;
   settings.timeouts.connect = std::chrono::milliseconds(500);
   settings.timeouts.first_token = std::chrono::milliseconds(1'500);
   settings.timeouts.idle = std::chrono::milliseconds(1'500);
@@ -106,17 +107,26 @@ std::optional<std::string> ProbeOllama(LlmRuntime& runtime) {
   LlmCall call = (*client)->ListModels(
       [&promise](Result<std::vector<ModelInfo>> models) { promise.set_value(std::move(models)); });
   Result<std::vector<ModelInfo>> models = future.get();
-  if (!models.ok() || models->empty()) return std::nullopt;
+  if (!models.ok()) return std::nullopt;
+  if (!defaults.model.empty()) return defaults.model;
+  if (models->empty()) return std::nullopt;
   return models->front().name;
 }
 
-Status CreateExample(LocritRegistry& registry, LlmRuntime& runtime) {
+// The example Locrit uses the server's default model ([llm] settings) when that server answers,
+// and the built-in recall responder otherwise (or when the default provider is "recall").
+Status CreateExample(LocritRegistry& registry, LlmRuntime& runtime, const ServeSettings& settings) {
   LocritConfig bob;
   bob.name = kExampleName;
   bob.description = kExampleDescription;
-  const std::optional<std::string> model = ProbeOllama(runtime);
+  const bool recall = settings.llm_provider == "recall";
+  const std::optional<std::string> model =
+      recall ? std::nullopt : ProbeModelServer(runtime, settings.llm);
+  const std::string url = EffectiveBaseUrl(settings.llm);
   if (model) {
-    bob.llm.provider = LocritProvider::kOllama;
+    bob.llm.provider = settings.llm.provider == LlmProvider::kOpenAi ? LocritProvider::kOpenAi
+                                                                     : LocritProvider::kOllama;
+    if (!settings.llm.base_url.empty()) bob.llm.url = settings.llm.base_url;
     bob.model = *model;
   } else {
     bob.llm.provider = LocritProvider::kRecall;
@@ -125,13 +135,17 @@ Status CreateExample(LocritRegistry& registry, LlmRuntime& runtime) {
   auto created = registry.Create(bob);
   if (!created.ok()) return created.status();
   if (model) {
-    Log(fmt::format("created the example Locrit \"{}\": it uses the Ollama at {} with model {}",
-                    kExampleName, kDefaultOllamaUrl, *model));
+    Log(fmt::format("created the example Locrit \"{}\": it uses the {} server at {} with model {}",
+                    kExampleName, settings.llm_provider, url, *model));
+  } else if (recall) {
+    Log(fmt::format("created the example Locrit \"{}\": it uses the built-in recall responder "
+                    "(llm.provider is \"recall\")",
+                    kExampleName));
   } else {
     Log(fmt::format(
-        "created the example Locrit \"{}\": it uses the built-in recall responder (no Ollama with "
-        "a model answered at {})",
-        kExampleName, kDefaultOllamaUrl));
+        "created the example Locrit \"{}\": it uses the built-in recall responder (no {} server "
+        "with a model answered at {})",
+        kExampleName, settings.llm_provider, url));
   }
   return Status::Ok();
 }
@@ -146,15 +160,22 @@ int Fail(int code, const std::string& message) {
 int Serve(const ServeSettings& settings) {
   auto listen = ParseListen(settings.listen);
   if (!listen.ok()) return Fail(kExitConfig, listen.status().message());
-  if (!IsLoopback(listen->host)) {
+  // Admin tokens: the configured ones (hashed now, so only hashes stay in memory) and those
+  // `locrit token create` stored in the data directory.
+  auto stored_tokens = LoadAdminTokens(settings.data);
+  if (!stored_tokens.ok()) return Fail(kExitFailure, stored_tokens.status().ToString());
+  std::vector<std::string> token_hashes;
+  for (const std::string& token : settings.admin_tokens) {
+    token_hashes.push_back(HashAdminToken(token));
+  }
+  for (const StoredAdminToken& token : *stored_tokens) token_hashes.push_back(token.hash);
+  const bool local_mode = IsLoopback(listen->host) && token_hashes.empty();
+  if (!IsLoopback(listen->host) && token_hashes.empty()) {
     return Fail(kExitConfig,
                 "refusing to listen on " + settings.listen +
-                    ": this build has no admin tokens yet, so it only serves loopback addresses "
-                    "(127.0.0.1, ::1, localhost)");
-  }
-  if (std::getenv("LOCRIT_ADMIN_TOKEN") != nullptr) {
-    Log("LOCRIT_ADMIN_TOKEN is set but admin tokens are not supported by this build yet; "
-        "serving loopback callers only");
+                    ": a non-loopback address needs an admin token (LOCRIT_ADMIN_TOKEN, "
+                    "[access] admin_tokens in locrit.toml, or `locrit token create --data " +
+                    settings.data + "`)");
   }
 
   const std::filesystem::path data = settings.data;
@@ -197,11 +218,12 @@ int Serve(const ServeSettings& settings) {
   memory_options.clock = &clock;
   memory_options.ids = &ids;
   memory_options.pool = &pool;
+  memory_options.durability = settings.durability;
   MemoryManager memory(memory_options);
   LlmRuntime llm;
 
   if ((*registry)->Count() == 0 && !settings.no_example) {
-    Status status = CreateExample(**registry, llm);
+    Status status = CreateExample(**registry, llm, settings);
     if (!status.ok()) return Fail(kExitFailure, "cannot create the example Locrit: " +
                                                     status.ToString());
   }
@@ -211,6 +233,7 @@ int Serve(const ServeSettings& settings) {
   chat_options.llm = &llm;
   chat_options.ids = &ids;
   chat_options.clock = &clock;
+  chat_options.max_message_chars = settings.max_message_chars;
   ChatService chat(chat_options);
 
   ApiOptions api_options;
@@ -223,6 +246,9 @@ int Serve(const ServeSettings& settings) {
   api_options.clock = &clock;
   api_options.version = LOCRIT_VERSION;
   api_options.max_message_chars = chat_options.max_message_chars;
+  api_options.llm_defaults = settings.llm;
+  api_options.access.local_mode = local_mode;
+  api_options.access.admin_token_hashes = std::move(token_hashes);
   api_options.access.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
   if (listen->host != "localhost" && listen->host != "127.0.0.1" && listen->host != "::1") {
     api_options.access.allowed_hosts.push_back(listen->host);
@@ -232,6 +258,7 @@ int Serve(const ServeSettings& settings) {
   HttpServerOptions server_options;
   server_options.host = listen->host;
   server_options.port = listen->port;
+  server_options.max_body_bytes = settings.max_body_bytes;
   auto server = HttpServer::Start(server_options, &api);
   if (!server.ok()) {
     return Fail(server.status().code() == StatusCode::kInvalidArgument ? kExitConfig
@@ -243,6 +270,10 @@ int Serve(const ServeSettings& settings) {
   Status written = WriteFileAtomically(addr_file, address + "\n");
   if (!written.ok()) Log(written.ToString());
   Log("listening on http://" + address);
+  Log(local_mode ? "local mode: loopback callers are the operator (no admin token configured)"
+                 : fmt::format("{} admin token(s): operator routes need "
+                               "\"Authorization: Bearer <token>\"",
+                               api_options.access.admin_token_hashes.size()));
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

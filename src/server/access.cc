@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "server/admin_tokens.h"
 #include "server/api_json.h"
 
 namespace locrit {
@@ -14,6 +15,23 @@ std::string_view HostName(std::string_view host) {
     return close == std::string_view::npos ? host : host.substr(0, close + 1);
   }
   return host.substr(0, host.find(':'));
+}
+
+// The token of "Authorization: Bearer <token>" (scheme in any case), else of ?token=.
+std::optional<std::string> BearerToken(const HttpRequest& request) {
+  std::string_view auth = request.authorization;
+  constexpr std::string_view kScheme = "bearer ";
+  if (auth.size() > kScheme.size() && EqualsIgnoringAsciiCase(auth.substr(0, kScheme.size()),
+                                                              kScheme)) {
+    auth.remove_prefix(kScheme.size());
+    while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+    while (!auth.empty() && auth.back() == ' ') auth.remove_suffix(1);
+    if (!auth.empty()) return std::string(auth);
+  }
+  if (!auth.empty()) return std::string();  // Another scheme: a wrong token.
+  std::optional<std::string> query = QueryParam(request.target, "token");
+  if (query && !query->empty()) return query;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -31,7 +49,12 @@ std::variant<Caller, HttpError> AccessPolicy::Identify(const HttpRequest& reques
           "or [::1]");
     }
   }
-  return Caller{.is_operator = options_.local_mode};
+  std::optional<std::string> token = BearerToken(request);
+  if (token && AdminTokenMatches(*token, options_.admin_token_hashes)) {
+    return Caller{.is_operator = true};
+  }
+  if (options_.local_mode && request.from_loopback) return Caller{.is_operator = true};
+  return Caller{.is_operator = false, .presented_wrong_token = token.has_value()};
 }
 
 std::optional<HttpError> ChatGate(const LocritConfig& locrit, ChatChannel channel) {

@@ -2,7 +2,10 @@
 // before routing; and the per-Locrit gates each way of chatting must pass.
 //
 // Operator: a loopback request while the server runs in local mode (bound to loopback, no admin
-// token configured), or a request carrying an admin bearer token. Everyone else is public.
+// token configured), or a request carrying an admin token as "Authorization: Bearer <token>" or
+// as the query parameter ?token= (browsers cannot set headers on a WebSocket). Everyone else is
+// public: operator routes answer them 401 with WWW-Authenticate (Route::RefuseUnlessOperator),
+// public routes serve them behind each Locrit's gates.
 // Pure; thread-safe.
 #pragma once
 
@@ -19,6 +22,9 @@ namespace locrit {
 
 struct Caller {
   bool is_operator = false;
+  // A bearer token (header or ?token=) was sent and is not an admin token: operator routes
+  // answer 401 "invalid_token" rather than asking for one.
+  bool presented_wrong_token = false;
 };
 
 struct AccessOptions {
@@ -27,6 +33,9 @@ struct AccessOptions {
   // Local mode: requests whose Host is not one of these (any port) are refused with 403 (DNS
   // rebinding). Empty: no check.
   std::vector<std::string> allowed_hosts;
+  // SHA-256 hex of every admin token (admin_tokens.h). A request bearing one is the operator,
+  // from anywhere.
+  std::vector<std::string> admin_token_hashes;
 };
 
 // The ways a message reaches a Locrit; each has its gate (see ChatGate).

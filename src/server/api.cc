@@ -16,7 +16,15 @@ void Route::NotFound() const { Fail({404, "not_found", "no such path: " + std::s
 
 bool Route::RefuseUnlessOperator() const {
   if (caller.is_operator) return false;
-  Fail(ForbiddenError("this path is for the operator: send an admin token"));
+  // RFC 6750: a missing token gets the bare challenge, a wrong one says so.
+  HttpResponse response = ErrorResponse(UnauthorizedError(
+      caller.presented_wrong_token
+          ? "this path is for the operator and the token sent is not an admin token"
+          : "this path is for the operator: send \"Authorization: Bearer <admin token>\""));
+  response.headers.emplace_back("WWW-Authenticate", caller.presented_wrong_token
+                                                        ? R"(Bearer error="invalid_token")"
+                                                        : "Bearer");
+  Send(std::move(response));
   return true;
 }
 

@@ -81,7 +81,7 @@ struct Route {
   // 405 naming the allowed methods, e.g. "GET, PUT".
   void WrongMethod(std::string_view allow) const;
   void NotFound() const;
-  // 403 unless the caller is the operator; true when refused.
+  // 401 (with WWW-Authenticate: Bearer) unless the caller is the operator; true when refused.
   bool RefuseUnlessOperator() const;
 };
 

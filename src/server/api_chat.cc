@@ -9,7 +9,10 @@ namespace locrit {
 namespace json = boost::json;
 namespace {
 
-// A parsed chat body: {message, session_id?, user_id?, conversation_id?}.
+// A parsed chat body: {message, session_id?, user_id?, conversation_id?} from the operator,
+// {message, sender_name?, sender_type?, context?, session_id?} on /api/v1 and
+// {message, visitor_name?, session_id?} on /public; the sender or visitor is the turn's user.
+// Public channels never name a conversation.
 struct ChatBody {
   std::string message;
   std::string session_id;
@@ -18,7 +21,7 @@ struct ChatBody {
 };
 
 std::variant<ChatBody, HttpError> ParseChatBody(const HttpRequest& request,
-                                                size_t max_message_chars) {
+                                                size_t max_message_chars, ChatChannel channel) {
   auto parsed = ParseJsonObjectBody(request);
   if (auto* error = std::get_if<HttpError>(&parsed)) return *error;
   const json::object& body = std::get<json::object>(parsed);
@@ -34,9 +37,27 @@ std::variant<ChatBody, HttpError> ParseChatBody(const HttpRequest& request,
                                 " characters");
   }
   if (auto e = OptionalStringField(body, "session_id", kMaxIdChars, &out.session_id)) return *e;
-  if (auto e = OptionalStringField(body, "user_id", kMaxIdChars, &out.user_id)) return *e;
-  if (auto e = OptionalStringField(body, "conversation_id", kMaxIdChars, &out.conversation_id)) {
-    return *e;
+  std::string ignored;  // Fields checked for their type, not used yet.
+  switch (channel) {
+    case ChatChannel::kOperator:
+      if (auto e = OptionalStringField(body, "user_id", kMaxIdChars, &out.user_id)) return *e;
+      if (auto e =
+              OptionalStringField(body, "conversation_id", kMaxIdChars, &out.conversation_id)) {
+        return *e;
+      }
+      break;
+    case ChatChannel::kLocritToLocrit:
+      if (auto e = OptionalStringField(body, "sender_name", kMaxIdChars, &out.user_id)) return *e;
+      if (auto e = OptionalStringField(body, "sender_type", kMaxIdChars, &ignored)) return *e;
+      if (const json::value* context = body.if_contains("context");
+          context != nullptr && !context->is_null() && !context->is_string() &&
+          !context->is_object()) {
+        return HttpError{400, "invalid_argument", "context must be a string or an object"};
+      }
+      break;
+    case ChatChannel::kPublic:
+      if (auto e = OptionalStringField(body, "visitor_name", kMaxIdChars, &out.user_id)) return *e;
+      break;
   }
   return out;
 }
@@ -75,7 +96,7 @@ HttpResponse TurnErrorResponse(const Status& status, const TurnResult& result,
 
 void Api::Chat(const Route& route, const LocritConfig& locrit, ChatChannel channel, bool stream,
                std::optional<Conversation> conversation) {
-  auto parsed = ParseChatBody(route.request, options_.max_message_chars);
+  auto parsed = ParseChatBody(route.request, options_.max_message_chars, channel);
   if (auto* error = std::get_if<HttpError>(&parsed)) return route.Fail(*error);
   ChatBody body = std::move(std::get<ChatBody>(parsed));
   TurnRequest turn;
@@ -135,8 +156,10 @@ void Api::Chat(const Route& route, const LocritConfig& locrit, ChatChannel chann
   } else {
     sink = [](std::string_view) {};
   }
-  auto done = [this, state, responder, stream, locrit_name, conversation = std::move(conversation)](
-                  Status status, TurnResult result) {
+  // Other Locrits learn that their sender_name was taken as the turn's user.
+  const bool acknowledge_sender = channel == ChatChannel::kLocritToLocrit;
+  auto done = [this, state, responder, stream, locrit_name, acknowledge_sender,
+               conversation = std::move(conversation)](Status status, TurnResult result) {
     json::object conversation_fields;
     if (conversation) {
       const int64_t saved = status.ok() ? 2 : (result.user_message_id.empty() ? 0 : 1);
@@ -151,8 +174,9 @@ void Api::Chat(const Route& route, const LocritConfig& locrit, ChatChannel chann
       conversation_fields["conversation_id"] = conversation->id;
       conversation_fields["message_count"] = count;
     }
-    auto with_conversation = [&conversation_fields](json::object answer) {
+    auto with_conversation = [&conversation_fields, acknowledge_sender](json::object answer) {
       for (const auto& [key, value] : conversation_fields) answer[key] = value;
+      if (acknowledge_sender) answer["sender_acknowledged"] = true;
       return answer;
     };
     std::lock_guard lock(state->mu);

@@ -33,6 +33,9 @@ HttpError ErrorForStatus(const Status& status) {
   return error(500, "internal");
 }
 
+HttpError UnauthorizedError(std::string message) {
+  return {401, "unauthorized", std::move(message)};
+}
 HttpError ForbiddenError(std::string message) { return {403, "forbidden", std::move(message)}; }
 HttpError MethodNotAllowedError(std::string message) {
   return {405, "method_not_allowed", std::move(message)};

@@ -22,6 +22,7 @@ struct HttpError {
 HttpError ErrorForStatus(const Status& status);
 
 // Errors that have no Status code of their own.
+HttpError UnauthorizedError(std::string message);          // 401 unauthorized
 HttpError ForbiddenError(std::string message);             // 403 forbidden
 HttpError MethodNotAllowedError(std::string message);      // 405 method_not_allowed
 HttpError PayloadTooLargeError(std::string message);       // 413 payload_too_large

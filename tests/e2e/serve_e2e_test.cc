@@ -600,7 +600,7 @@ TEST_F(ServeTest, ANonLoopbackAddressIsRefusedWithExitCode2) {
   std::ifstream in(dir_.File("refused.log"));
   std::stringstream s;
   s << in.rdbuf();
-  EXPECT_THAT(s.str(), HasSubstr("admin tokens"));
+  EXPECT_THAT(s.str(), HasSubstr("needs an admin token"));
 }
 
 TEST_F(ServeTest, ASecondServerOnTheSameDataDirectoryExitsWith3) {

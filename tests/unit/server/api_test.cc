@@ -14,6 +14,7 @@
 
 #include "base/thread_pool.h"
 #include "memory/memory_manager.h"
+#include "server/admin_tokens.h"
 #include "server/http_errors.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/matchers.h"
@@ -29,6 +30,7 @@ using ::locrit::testing::StatusIs;
 using ::locrit::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(HttpErrorsTest, OneMappingFromStatusCodes) {
   struct Case {
@@ -423,6 +425,148 @@ TEST_F(ApiTest, ConversationErrors) {
                                          << response.body;
     EXPECT_EQ(Body(response)["code"], json::value(c.code)) << c.target;
   }
+}
+
+TEST_F(ApiTest, PublicRoutesAndTheirGates) {
+  LocritConfig open;
+  open.name = "Ouverte";
+  open.description = "publique";
+  open.system_prompt = "secret prompt";
+  open.llm.provider = LocritProvider::kOllama;
+  open.llm.url = "http://10.0.0.7:11434";
+  open.model = "m";
+  open.open_to.internet = true;
+  ASSERT_THAT(registry_->Create(open), IsOk());
+  LocritConfig closed = open;
+  closed.name = "Fermee";
+  closed.open_to.locrits = false;
+  closed.open_to.internet = false;
+  closed.access_to.llm_info = false;
+  ASSERT_THAT(registry_->Create(closed), IsOk());
+
+  auto [ping, r1] = Call("GET", "/api/v1/ping");
+  ASSERT_EQ(ping.status, 200);
+  EXPECT_EQ(Body(ping)["message"], "Locrit API v1 is running");
+  EXPECT_EQ(Body(ping)["version"], "9.9.9");
+
+  // Discovery: active && open_to.locrits (Bob, Ouverte), no secrets anywhere.
+  auto [v1, r2] = Call("GET", "/api/v1/locrits");
+  ASSERT_EQ(v1.status, 200);
+  EXPECT_EQ(Body(v1)["count"], 2);
+  EXPECT_THAT(v1.body, Not(HasSubstr("secret prompt")));
+  EXPECT_THAT(v1.body, Not(HasSubstr("10.0.0.7")));
+  EXPECT_THAT(v1.body, Not(HasSubstr("system_prompt")));
+  EXPECT_THAT(v1.body, Not(HasSubstr("Endormi")));
+  EXPECT_THAT(v1.body, Not(HasSubstr("Fermee")));
+  auto [info, r3] = Call("GET", "/api/v1/locrits/ouverte/info");
+  ASSERT_EQ(info.status, 200);
+  EXPECT_EQ(Body(info)["locrit"].as_object()["model"], "m");
+  EXPECT_FALSE(Body(info)["locrit"].as_object().contains("llm"));
+
+  auto [pub, r4] = Call("GET", "/public/list");
+  ASSERT_EQ(pub.status, 200);
+  EXPECT_EQ(Body(pub)["count"], 1);
+  EXPECT_EQ(Body(pub)["locrits"].as_array()[0].as_object()["name"], "Ouverte");
+
+  struct Case {
+    std::string method;
+    std::string target;
+    int status;
+  };
+  const std::string msg = R"({"message":"salut"})";
+  const Case cases[] = {
+      {"GET", "/api/v1/locrits/Fermee/info", 403},
+      {"GET", "/api/v1/locrits/Endormi/info", 403},
+      {"GET", "/api/v1/locrits/Nobody/info", 404},
+      {"POST", "/api/v1/locrits/Fermee/chat", 403},
+      {"POST", "/api/v1/locrits/Endormi/chat/stream", 403},
+      {"GET", "/public/Fermee", 403},
+      {"GET", "/public/Bob%20Technique", 403},
+      {"POST", "/public/Bob%20Technique/chat", 403},
+      {"POST", "/public/Endormi/chat", 403},
+      {"GET", "/public/Ouverte", 200},
+      {"GET", "/public/Ouverte/chat", 405},
+      {"POST", "/api/v1/locrits", 405},
+      {"GET", "/api/v1/nothing", 404},
+      {"GET", "/public/Ouverte/other", 404},
+  };
+  for (const Case& c : cases) {
+    auto [response, r] = Call(c.method, c.target, c.method == "POST" ? msg : "");
+    EXPECT_EQ(response.status, c.status) << c.method << " " << c.target << " " << response.body;
+  }
+}
+
+TEST_F(ApiTest, V1AndPublicChatTakeTheSenderAsTheUser) {
+  LocritConfig open;
+  open.name = "Ouverte";
+  open.description = "publique";
+  open.open_to.internet = true;
+  ASSERT_THAT(registry_->Create(open), IsOk());
+
+  auto [v1, r1] = Call("POST", "/api/v1/locrits/Ouverte/chat",
+                       R"({"message":"salut","sender_name":"Autre","sender_type":"locrit",)"
+                       R"("context":{"k":1}})");
+  ASSERT_EQ(v1.status, 200) << v1.body;
+  EXPECT_EQ(Body(v1)["sender_acknowledged"], true);
+  EXPECT_EQ(Body(v1)["locrit_name"], "Ouverte");
+
+  auto [stream, responder] =
+      Call("POST", "/api/v1/locrits/Ouverte/chat/stream", R"({"message":"encore"})");
+  ASSERT_EQ(stream.status, 200);
+  json::object done = json::parse(responder->chunks().back().substr(6)).as_object();
+  EXPECT_EQ(done["done"], true);
+  EXPECT_EQ(done["sender_acknowledged"], true);
+
+  auto [pub, r2] =
+      Call("POST", "/public/Ouverte/chat", R"({"message":"bonjour","visitor_name":"Zoé"})");
+  ASSERT_EQ(pub.status, 200) << pub.body;
+  EXPECT_FALSE(Body(pub).contains("sender_acknowledged"));
+
+  const std::string v1chat = "/api/v1/locrits/Ouverte/chat";
+  EXPECT_EQ(Call("POST", v1chat, R"({"message":"x","sender_name":1})").first.status, 400);
+  EXPECT_EQ(Call("POST", v1chat, R"({"message":"x","context":1})").first.status, 400);
+  EXPECT_EQ(Call("POST", "/public/Ouverte/chat", R"({"message":"x","visitor_name":[]})")
+                .first.status,
+            400);
+  for (int i = 0; i < 500 && api_->TurnsInFlight() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+TEST_F(ApiTest, OperatorRoutesAnswer401ToPublicCallers) {
+  ApiOptions options;
+  options.registry = registry_.get();
+  options.chat = chat_.get();
+  options.clock = &clock_;
+  options.access.local_mode = false;
+  options.access.admin_token_hashes = {HashAdminToken("lct_admin-token-for-tests")};
+  Api api(options);
+  auto call = [&](std::string target, std::string authorization) {
+    HttpRequest request;
+    request.method = "GET";
+    request.target = std::move(target);
+    request.host = "127.0.0.1:8000";
+    request.authorization = std::move(authorization);
+    request.from_loopback = true;
+    auto responder = std::make_shared<RecordingResponder>();
+    api.Handle(request, responder);
+    return responder->Wait();
+  };
+  const HttpResponse missing = call("/api/locrits", "");
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(Body(missing)["code"], "unauthorized");
+  EXPECT_THAT(missing.headers,
+              ElementsAre(std::pair<std::string, std::string>("WWW-Authenticate", "Bearer")));
+  const HttpResponse wrong = call("/api/locrits/Bob%20Technique", "Bearer nope");
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_THAT(wrong.headers, ElementsAre(std::pair<std::string, std::string>(
+                                 "WWW-Authenticate", R"(Bearer error="invalid_token")")));
+  EXPECT_EQ(call("/api/locrits", "Bearer lct_admin-token-for-tests").status, 200);
+  EXPECT_EQ(call("/api/locrits?token=lct_admin-token-for-tests", "").status, 200);
+  // Public routes still answer callers without (or with a wrong) token.
+  EXPECT_EQ(call("/api/v1/locrits", "").status, 200);
+  EXPECT_EQ(call("/api/v1/locrits", "Bearer nope").status, 200);
+  EXPECT_EQ(call("/healthz", "").status, 200);
 }
 
 }  // namespace

@@ -21,6 +21,21 @@ json::value OptionalString(const std::optional<std::string>& value) {
   return json::string(*value);
 }
 
+json::object OpenToObject(const LocritConfig& c) {
+  return json::object{{"humans", c.open_to.humans},
+                      {"locrits", c.open_to.locrits},
+                      {"invitations", c.open_to.invitations},
+                      {"internet", c.open_to.internet},
+                      {"platform", c.open_to.platform}};
+}
+
+json::object AccessToObject(const LocritConfig& c) {
+  return json::object{{"logs", c.access_to.logs},
+                      {"quick_memory", c.access_to.quick_memory},
+                      {"full_memory", c.access_to.full_memory},
+                      {"llm_info", c.access_to.llm_info}};
+}
+
 json::object LocritObject(const LocritConfig& c) {
   json::object o;
   o["name"] = c.name;
@@ -31,15 +46,8 @@ json::object LocritObject(const LocritConfig& c) {
                           {"url", OptionalString(c.llm.url)}};
   o["active"] = c.active;
   o["public_address"] = OptionalString(c.public_address);
-  o["open_to"] = json::object{{"humans", c.open_to.humans},
-                              {"locrits", c.open_to.locrits},
-                              {"invitations", c.open_to.invitations},
-                              {"internet", c.open_to.internet},
-                              {"platform", c.open_to.platform}};
-  o["access_to"] = json::object{{"logs", c.access_to.logs},
-                                {"quick_memory", c.access_to.quick_memory},
-                                {"full_memory", c.access_to.full_memory},
-                                {"llm_info", c.access_to.llm_info}};
+  o["open_to"] = OpenToObject(c);
+  o["access_to"] = AccessToObject(c);
   o["memory"] = json::object{{"max_messages", c.memory.max_messages},
                              {"context_messages", c.memory.context_messages}};
   o["created_at"] = FormatRfc3339Millis(c.created_at);

@@ -26,6 +26,10 @@ HttpResponse JsonResponse(int status, const boost::json::object& body);
 // null for nullopt.
 boost::json::value OptionalString(const std::optional<std::string>& value);
 
+// The "open_to" and "access_to" objects of a Locrit (API.md).
+boost::json::object OpenToObject(const LocritConfig& locrit);
+boost::json::object AccessToObject(const LocritConfig& locrit);
+
 // The Locrit object of API.md.
 boost::json::object LocritObject(const LocritConfig& locrit);
 

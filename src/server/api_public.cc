@@ -16,15 +16,8 @@ json::object PublicLocritObject(const LocritConfig& c) {
   o["name"] = c.name;
   o["description"] = c.description;
   o["active"] = c.active;
-  o["open_to"] = json::object{{"humans", c.open_to.humans},
-                              {"locrits", c.open_to.locrits},
-                              {"invitations", c.open_to.invitations},
-                              {"internet", c.open_to.internet},
-                              {"platform", c.open_to.platform}};
-  o["access_to"] = json::object{{"logs", c.access_to.logs},
-                                {"quick_memory", c.access_to.quick_memory},
-                                {"full_memory", c.access_to.full_memory},
-                                {"llm_info", c.access_to.llm_info}};
+  o["open_to"] = OpenToObject(c);
+  o["access_to"] = AccessToObject(c);
   if (c.access_to.llm_info) {
     o["model"] = c.model;
     o["provider"] = LocritProviderName(c.llm.provider);

@@ -103,11 +103,11 @@ std::vector<std::string> Environment(const std::map<std::string, std::string>& e
   return env;
 }
 
-// Runs `locrit args...` in `cwd` to completion; returns its exit code, fills stdout and stderr.
-int RunLocrit(const std::vector<std::string>& args, const std::string& cwd, std::string* out,
-              std::string* err, const std::map<std::string, std::string>& env = {}) {
-  const std::string out_file = cwd + "/.out";
-  const std::string err_file = cwd + "/.err";
+// Starts `locrit args...` in `cwd` with `env` (over the environment without LOCRIT_*), its
+// stdout to `out_file` (when not empty) and stderr to `err_file`.
+pid_t SpawnLocrit(const std::vector<std::string>& args, const std::string& cwd,
+                  const std::map<std::string, std::string>& env, const std::string& out_file,
+                  const std::string& err_file) {
   std::vector<std::string> all = {LOCRIT_BINARY};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -120,13 +120,24 @@ int RunLocrit(const std::vector<std::string>& args, const std::string& cwd, std:
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-  posix_spawn_file_actions_addopen(&actions, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
+  if (!out_file.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+  }
   posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   pid_t pid = -1;
   EXPECT_EQ(posix_spawn(&pid, LOCRIT_BINARY, &actions, nullptr, argv.data(), envp.data()), 0);
   posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+// Runs `locrit args...` in `cwd` to completion; returns its exit code, fills stdout and stderr.
+int RunLocrit(const std::vector<std::string>& args, const std::string& cwd, std::string* out,
+              std::string* err, const std::map<std::string, std::string>& env = {}) {
+  const std::string out_file = cwd + "/.out";
+  const std::string err_file = cwd + "/.err";
+  const pid_t pid = SpawnLocrit(args, cwd, env, out_file, err_file);
   int status = 0;
   waitpid(pid, &status, 0);
   if (out != nullptr) *out = ReadFile(out_file);
@@ -140,22 +151,8 @@ class Server {
   Server(std::string cwd, std::vector<std::string> args, std::map<std::string, std::string> env,
          std::filesystem::path data)
       : cwd_(std::move(cwd)), data_(std::move(data)), log_(cwd_ + "/server.log") {
-    std::vector<std::string> all = {LOCRIT_BINARY, "serve"};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> environment = Environment(env);
-    std::vector<char*> envp;
-    for (auto& e : environment) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addchdir_np(&actions, cwd_.c_str());
-    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    EXPECT_EQ(posix_spawn(&pid_, LOCRIT_BINARY, &actions, nullptr, argv.data(), envp.data()), 0);
-    posix_spawn_file_actions_destroy(&actions);
+    args.insert(args.begin(), "serve");
+    pid_ = SpawnLocrit(args, cwd_, env, "", log_);
   }
   ~Server() {
     if (pid_ > 0) {
@@ -313,6 +310,10 @@ TEST_F(AccessE2eTest, ACreatedTokenEndsLocalModeAndRevokingItRestoresIt) {
               200);
     EXPECT_EQ(Request("GET", base + "/api/v1/ping").status, 200);
     EXPECT_EQ(Request("GET", base + "/healthz", {"Host: elsewhere.example"}).status, 200);
+    // No CORS for foreign origins: browsers on other sites cannot read any answer.
+    const Reply cors = Request("GET", base + "/api/v1/ping", {"Origin: http://evil.example"});
+    EXPECT_EQ(cors.status, 200);
+    EXPECT_THAT(cors.headers, Not(HasSubstr("Access-Control")));
     EXPECT_THAT(server.Log(), HasSubstr("1 admin token(s)"));
   }
 

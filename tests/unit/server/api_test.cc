@@ -521,6 +521,10 @@ TEST_F(ApiTest, V1AndPublicChatTakeTheSenderAsTheUser) {
       Call("POST", "/public/Ouverte/chat", R"({"message":"bonjour","visitor_name":"Zoé"})");
   ASSERT_EQ(pub.status, 200) << pub.body;
   EXPECT_FALSE(Body(pub).contains("sender_acknowledged"));
+  // Public channels never name a conversation: the field is ignored, not looked up.
+  auto [no_conversation, r3] = Call("POST", "/public/Ouverte/chat",
+                                    R"({"message":"re","conversation_id":"not-a-conversation"})");
+  EXPECT_EQ(no_conversation.status, 200) << no_conversation.body;
 
   const std::string v1chat = "/api/v1/locrits/Ouverte/chat";
   EXPECT_EQ(Call("POST", v1chat, R"({"message":"x","sender_name":1})").first.status, 400);

@@ -35,14 +35,21 @@ sanitize: deps
 	LOCRIT_CORRUPTION_TRIALS=100 LOCRIT_KILL_TRIALS=50 \
 	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L 'unit|fault'
 
-# The concurrency tests under ThreadSanitizer, in their own build tree.
-TSAN_TARGETS = memory_test memory_stress_test llm_test
+# The concurrency tests under ThreadSanitizer, in their own build tree: the memory manager and its
+# stress test, the LLM clients, and whole suites of the chat turn, the registry and conversations,
+# and the routes (turns answered from work-pool threads).
+TSAN_TARGETS = memory_test memory_stress_test llm_test chat_test registry_test server_test
+TSAN_SUITES = chat_test registry_test server_test
 tsan: deps
 	$(MAKE) configure BUILD=build-tsan CMAKE_FLAGS="$(CMAKE_FLAGS) -DLOCRIT_SANITIZE=thread -DLOCRIT_BUILD_BENCH=OFF"
 	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
 	LOCRIT_STRESS_SECONDS=10 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  ctest --test-dir build-tsan \
 	  --output-on-failure -R '^(MemoryManagerTest|MemoryStressTest|BothWireFormats/Llm[A-Za-z]*Test|LlmTlsTest)\.'
+	for suite in $(TSAN_SUITES); do \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/$$suite --gtest_brief=1 \
+	    || exit 1; \
+	done
 
 format:
 	find src tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i

@@ -143,6 +143,10 @@ Status ValidateLocritConfig(const LocritConfig& config) {
   if (too_long(config.model, 256)) {
     return InvalidArgumentError("model must be valid UTF-8 of at most 256 characters");
   }
+  if (config.embedding_model &&
+      (config.embedding_model->empty() || too_long(*config.embedding_model, 256))) {
+    return InvalidArgumentError("embedding_model must be null or 1 to 256 characters of UTF-8");
+  }
   if (config.llm.url && too_long(*config.llm.url, 2048)) {
     return InvalidArgumentError("llm.url must be valid UTF-8 of at most 2048 characters");
   }

@@ -53,6 +53,9 @@ struct LocritConfig {
   std::string description;
   std::optional<std::string> system_prompt;
   std::string model;
+  // Enables hybrid retrieval (bm25 + cosine): the model that embeds its messages and memories, on
+  // the same LLM server as `model`. Absent: bm25 alone.
+  std::optional<std::string> embedding_model;
   LocritLlm llm;
   bool active = true;
   std::optional<std::string> public_address;

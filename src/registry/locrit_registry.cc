@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <iterator>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -14,7 +15,15 @@
 namespace locrit {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
+
+// Forward migrations, applied in order to a registry at an older version: migration i takes
+// version i + 1 to i + 2 (kSchema is version 1). Each runs in the opening transaction.
+constexpr const char* kMigrations[] = {
+    // 2: a Locrit's embedding model (hybrid retrieval); NULL means none.
+    "ALTER TABLE locrits ADD COLUMN embedding_model TEXT",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion - 1);
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS locrits(
@@ -48,7 +57,7 @@ constexpr const char* kColumns =
     "slug, name, name_key, description, system_prompt, model, llm_provider, llm_url, active, "
     "public_address, open_humans, open_locrits, open_invitations, open_internet, open_platform, "
     "access_logs, access_quick_memory, access_full_memory, access_llm_info, max_messages, "
-    "context_messages, created_at, updated_at";
+    "context_messages, created_at, updated_at, embedding_model";
 
 Status SqliteError(sqlite3* db, int rc, std::string_view what) {
   const std::string message =
@@ -167,6 +176,7 @@ Result<LocritConfig> ReadRow(const Statement& s) {
   c.memory.context_messages = static_cast<int>(s.ColumnInt(20));
   c.created_at = s.ColumnInt(21);
   c.updated_at = s.ColumnInt(22);
+  c.embedding_model = s.ColumnOptionalText(23);
   if (!IsValidSlug(c.slug)) return CorruptionError("registry: Locrit " + c.name + ": bad slug");
   return c;
 }
@@ -188,12 +198,14 @@ Result<std::unique_ptr<LocritRegistry>> LocritRegistry::Open(RegistryOptions opt
   sqlite3_busy_timeout(db, 5000);
   RETURN_IF_ERROR(Exec(db, "PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL"));
+  int64_t found_version = 0;
   {
     Statement version(db, "PRAGMA user_version");
     RETURN_IF_ERROR(version.prepared());
     const int step = sqlite3_step(version.get());
     if (step != SQLITE_ROW) return SqliteError(db, step, "registry: read the schema version");
     const int64_t found = version.ColumnInt(0);
+    found_version = found;
     if (found > kSchemaVersion) {
       return FailedPreconditionError("registry: " + registry->options_.path +
                                      " was written by a newer Locrit (schema " +
@@ -201,8 +213,14 @@ Result<std::unique_ptr<LocritRegistry>> LocritRegistry::Open(RegistryOptions opt
     }
   }
   RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE"));
+  // A fresh file gets version 1 and then every migration, like an old file.
   Status schema = Exec(db, kSchema);
-  if (schema.ok()) schema = Exec(db, "PRAGMA user_version=1");
+  for (int64_t v = std::max<int64_t>(found_version, 1); schema.ok() && v < kSchemaVersion; ++v) {
+    schema = Exec(db, kMigrations[v - 1]);
+  }
+  if (schema.ok()) {
+    schema = Exec(db, ("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+  }
   if (schema.ok()) schema = Exec(db, "COMMIT");
   if (!schema.ok()) {
     (void)Exec(db, "ROLLBACK");
@@ -270,7 +288,7 @@ Result<LocritConfig> LocritRegistry::Create(LocritConfig config) {
 
   Statement s(db_, std::string("INSERT INTO locrits(") + kColumns +
                        ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,"
-                       "?19,?20,?21,?22,?23)");
+                       "?19,?20,?21,?22,?23,?24)");
   RETURN_IF_ERROR(s.prepared());
   s.Text(1, config.slug);
   s.Text(2, config.name);
@@ -295,6 +313,7 @@ Result<LocritConfig> LocritRegistry::Create(LocritConfig config) {
   s.Int(21, config.memory.context_messages);
   s.Int(22, config.created_at);
   s.Int(23, config.updated_at);
+  s.OptionalText(24, config.embedding_model);
   // One statement in autocommit mode is one transaction: all of the row or none of it.
   const int rc = sqlite3_step(s.get());
   if (rc != SQLITE_DONE) return SqliteError(db_, rc, "registry: create " + config.name);

@@ -44,6 +44,7 @@ ChatLocrit Api::ChatLocritOf(const LocritConfig& locrit, const LlmSettings& defa
                                                                    : LlmProvider::kOllama;
     llm.base_url = locrit.llm.url.value_or("");
     llm.model = locrit.model;
+    llm.embedding_model = locrit.embedding_model.value_or("");
     out.llm = std::move(llm);
   }
   return out;

@@ -42,6 +42,7 @@ json::object LocritObject(const LocritConfig& c) {
   o["description"] = c.description;
   o["system_prompt"] = OptionalString(c.system_prompt);
   o["model"] = c.model;
+  o["embedding_model"] = OptionalString(c.embedding_model);
   o["llm"] = json::object{{"provider", LocritProviderName(c.llm.provider)},
                           {"url", OptionalString(c.llm.url)}};
   o["active"] = c.active;

@@ -113,6 +113,7 @@ TEST_F(LocritRegistryTest, CreateGetListAndReopen) {
     LocritConfig bob = Named("Bob Technique");
     bob.system_prompt = "Tu es Bob.";
     bob.model = "llama3.2";
+    bob.embedding_model = "nomic-embed-text";
     bob.llm = {LocritProvider::kOllama, "http://gpu:11434"};
     bob.open_to.internet = true;
     bob.access_to.full_memory = true;
@@ -133,6 +134,7 @@ TEST_F(LocritRegistryTest, CreateGetListAndReopen) {
   EXPECT_EQ(bob->name, "Bob Technique");
   EXPECT_EQ(bob->system_prompt, "Tu es Bob.");
   EXPECT_EQ(bob->model, "llama3.2");
+  EXPECT_EQ(bob->embedding_model, "nomic-embed-text");
   EXPECT_EQ(bob->llm.provider, LocritProvider::kOllama);
   EXPECT_EQ(bob->llm.url, "http://gpu:11434");
   EXPECT_TRUE(bob->open_to.internet);
@@ -143,6 +145,7 @@ TEST_F(LocritRegistryTest, CreateGetListAndReopen) {
   auto psyche = (*registry)->Get("ΨΥΧΉ");
   ASSERT_THAT(psyche, IsOk());
   EXPECT_EQ(psyche->system_prompt, std::nullopt);
+  EXPECT_EQ(psyche->embedding_model, std::nullopt);
   EXPECT_EQ(psyche->llm.provider, LocritProvider::kRecall);
   EXPECT_EQ(psyche->llm.url, std::nullopt);
   EXPECT_EQ(psyche->slug.size(), 8u) << "no ASCII letters: the hash alone";
@@ -210,6 +213,56 @@ TEST_F(LocritRegistryTest, AFileThatIsNotARegistryIsReportedNeverReplaced) {
   }
   EXPECT_THAT(Open(), StatusIs(StatusCode::kCorruption));
   EXPECT_EQ(std::filesystem::file_size(dir_.File("registry.db")), 8192u);
+}
+
+TEST_F(LocritRegistryTest, AnEmptyEmbeddingModelIsRefused) {
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  LocritConfig bad = Named("ok");
+  bad.embedding_model = "";
+  EXPECT_THAT((*registry)->Create(bad), StatusIs(StatusCode::kInvalidArgument));
+}
+
+// A registry.db written by the first schema (no embedding_model column) opens, keeps its
+// Locrits, and is migrated forward for good.
+TEST_F(LocritRegistryTest, AVersion1RegistryIsMigratedForward) {
+  {
+    RawSql sql(dir_.File("registry.db"));
+    sql.Exec(R"sql(
+CREATE TABLE locrits(
+  slug TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL UNIQUE,
+  description TEXT NOT NULL, system_prompt TEXT, model TEXT NOT NULL, llm_provider TEXT NOT NULL,
+  llm_url TEXT, active INTEGER NOT NULL, public_address TEXT, open_humans INTEGER NOT NULL,
+  open_locrits INTEGER NOT NULL, open_invitations INTEGER NOT NULL,
+  open_internet INTEGER NOT NULL, open_platform INTEGER NOT NULL, access_logs INTEGER NOT NULL,
+  access_quick_memory INTEGER NOT NULL, access_full_memory INTEGER NOT NULL,
+  access_llm_info INTEGER NOT NULL, max_messages INTEGER NOT NULL,
+  context_messages INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+) STRICT;
+INSERT INTO locrits VALUES('old', 'Old', 'old', 'from v1', NULL, 'llama3.2', 'ollama', NULL, 1,
+  NULL, 1, 1, 1, 0, 0, 1, 1, 0, 1, 5000, 20, 1, 1);
+PRAGMA user_version=1;
+)sql");
+  }
+  {
+    auto registry = Open();
+    ASSERT_THAT(registry, IsOk());
+    auto old = (*registry)->Get("old");
+    ASSERT_THAT(old, IsOk());
+    EXPECT_EQ(old->model, "llama3.2");
+    EXPECT_EQ(old->embedding_model, std::nullopt);
+    LocritConfig hybrid = Named("Hybrid");
+    hybrid.embedding_model = "nomic-embed-text";
+    ASSERT_THAT((*registry)->Create(hybrid), IsOk());
+  }
+  RawSql sql(dir_.File("registry.db"));
+  EXPECT_EQ(sql.Text("PRAGMA user_version"), "2");
+  EXPECT_EQ(sql.Text("SELECT embedding_model FROM locrits WHERE name = 'Hybrid'"),
+            "nomic-embed-text");
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk()) << "a migrated registry opens again without migrating twice";
+  EXPECT_EQ((*registry)->Count(), 2u);
+  EXPECT_EQ((*registry)->Get("hybrid")->embedding_model, "nomic-embed-text");
 }
 
 TEST_F(LocritRegistryTest, ANewerSchemaIsRefused) {

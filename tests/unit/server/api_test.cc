@@ -130,6 +130,7 @@ class ApiTest : public ::testing::Test {
     LocritConfig off = bob;
     off.name = "Endormi";
     off.active = false;
+    off.embedding_model = "nomic-embed-text";
     EXPECT_THAT(registry_->Create(off), IsOk());
 
     MemoryManagerOptions memory;
@@ -212,11 +213,26 @@ TEST_F(ApiTest, ListAndGet) {
   json::object bob = body["locrits"].as_array()[0].as_object();
   EXPECT_EQ(bob["name"], "Bob Technique");
   EXPECT_TRUE(bob["system_prompt"].is_null());
+  EXPECT_TRUE(bob["embedding_model"].is_null());
+  EXPECT_EQ(body["locrits"].as_array()[1].as_object()["embedding_model"], "nomic-embed-text");
   EXPECT_EQ(bob["memory"].as_object()["context_messages"], 20);
   EXPECT_EQ(bob["created_at"], "2025-01-01T08:00:00.000Z");
   EXPECT_EQ(Call("GET", "/api/locrits/bob%20technique").first.status, 200);
   EXPECT_EQ(Call("GET", "/api/locrits/Bob%20Technique/config").first.status, 200);
   EXPECT_EQ(Call("GET", "/api/locrits/nobody").first.status, 404);
+}
+
+TEST(ChatLocritOfTest, TheEmbeddingModelReachesTheTurnsLlmSettings) {
+  LocritConfig config;
+  config.name = "Hybride";
+  config.model = "llama3.2";
+  config.llm.provider = LocritProvider::kOllama;
+  EXPECT_EQ(Api::ChatLocritOf(config, {}).llm->embedding_model, "") << "none: bm25 alone";
+  config.embedding_model = "nomic-embed-text";
+  const ChatLocrit locrit = Api::ChatLocritOf(config, {});
+  ASSERT_TRUE(locrit.llm.has_value());
+  EXPECT_EQ(locrit.llm->embedding_model, "nomic-embed-text");
+  EXPECT_TRUE(ChatService::EmbeddingTargetOf(locrit).has_value());
 }
 
 TEST_F(ApiTest, RoutingErrors) {

@@ -7,6 +7,16 @@
 // reader, asks the embedding server for the batch in one request, and stores the vectors in one
 // write; then the next batch, until the queue is empty and nothing is missing.
 //
+// Memories (standalone) are embedded by the backfill too: it takes the oldest messages without a
+// vector, then the memories without one (MemoriesMissingEmbedding). RequestBackfill() starts it
+// when memories were added outside a turn.
+//
+// A text the embedding server keeps refusing (an upstream 4xx, or vectors the store refuses)
+// must not hold back the messages behind it forever: after a refused batch the lane sends one
+// text per request until its backfill completes, and a text refused max_refusals times in a row
+// is skipped for the life of the process (Stats: skipped, last_skipped). A restart tries it again.
+// A server that is down, slow or failing with 5xx is not a refusal: nothing is skipped for that.
+//
 // Durability: the queue lives in memory only; the store is the source of truth. A lane starts
 // with a backfill the first time it sees a Locrit (so after a restart, on the Locrit's first
 // turn), so nothing queued and lost — by a restart, a full queue or a failed batch — stays
@@ -32,6 +42,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +64,8 @@ struct EmbeddingIndexerOptions {
   size_t max_input_chars = 4000;    // A longer message is embedded by its beginning.
   int64_t initial_backoff_ms = 1'000;
   int64_t max_backoff_ms = 5 * 60 * 1'000;
+  int max_refusals = 3;           // Refusals of one text in a row before it is skipped.
+  size_t max_skipped = 256;       // Skipped texts remembered per Locrit.
 };
 
 // The Locrit whose messages are embedded.
@@ -72,6 +85,8 @@ struct EmbeddingLaneStats {
   int64_t failed_batches = 0;
   int64_t retry_at = 0;          // Unix millis before which no pass starts; 0: none.
   std::string last_error;
+  int64_t skipped = 0;           // Texts skipped after max_refusals refusals in a row.
+  std::string last_skipped;      // "<type> <id>: <why>" of the latest one.
 };
 
 // The text sent to the embedding model for `text`: its first max_chars characters (whole code
@@ -90,6 +105,10 @@ class EmbeddingIndexer {
   // model changed) also schedules a backfill; an empty `message_ids` does only that. Never
   // blocks on I/O.
   void Enqueue(const EmbeddingTarget& target, std::vector<std::string> message_ids);
+
+  // Schedules a backfill (messages and memories missing a vector) and starts it unless a pass is
+  // running or the lane is backing off. Never blocks on I/O.
+  void RequestBackfill(const EmbeddingTarget& target);
 
   // Starts a pass on every lane whose backoff is over and that has work.
   void RetryDue();
@@ -112,20 +131,25 @@ class EmbeddingIndexer {
     uint64_t backfill_epoch = 0;
     uint64_t call_id = 0;  // The request in flight (0: none); `call` is its handle.
     LlmCall call;
+    // Refusals: after one, batches of a single text; the text refused `refusals` times in a row.
+    bool one_at_a_time = false;
+    std::string refused_key;
+    int refusals = 0;
+    std::set<std::string> skipped;  // "<type> <id>" keys, at most max_skipped.
   };
   struct Pass;
 
   // REQUIRES mu_ held. Marks the lane running if it may start a pass now.
   bool ClaimLocked(Lane& lane);
   void Step(const std::string& slug);
-  void Embed(const std::shared_ptr<Pass>& pass, std::vector<std::string> ids,
-             std::vector<std::string> texts);
-  void Store(const std::shared_ptr<Pass>& pass, std::vector<std::string> ids,
-             std::vector<std::vector<float>> vectors);
+  // The pass's batch (pass->types, pass->ids) has these texts.
+  void Embed(const std::shared_ptr<Pass>& pass, std::vector<std::string> texts);
+  void Store(const std::shared_ptr<Pass>& pass, std::vector<std::vector<float>> vectors);
   // The batch is done (`stored` vectors): on to the next one.
   void Advance(const std::shared_ptr<Pass>& pass, int64_t stored);
-  // Ends the pass with an error: drop the batch, back off, backfill later.
-  void Fail(const std::shared_ptr<Pass>& pass, const Status& error);
+  // Ends the pass with an error: drop the batch, back off, backfill later. `refused`: the server
+  // or the store rejected the texts themselves (see the class comment), not a transient failure.
+  void Fail(const std::shared_ptr<Pass>& pass, const Status& error, bool refused = false);
   // Ends the pass (stopping, or nothing left).
   void End(const std::shared_ptr<Pass>& pass);
 

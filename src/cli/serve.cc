@@ -5,17 +5,22 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <mutex>
+#include <optional>
 #include <random>
+#include <thread>
 
 #include "base/clock.h"
 #include "base/file_lock.h"
 #include "base/id_generator.h"
 #include "base/thread_pool.h"
 #include "chat/chat_service.h"
+#include "chat/embedding_indexer.h"
 #include "llm/llm_runtime.h"
 #include "memory/memory_manager.h"
 #include "registry/conversation_store.h"
@@ -150,6 +155,36 @@ Status CreateExample(LocritRegistry& registry, LlmRuntime& runtime, const ServeS
   return Status::Ok();
 }
 
+// Calls RetryDue() every `period` until stopped: a lane that backed off after a failure (e.g. the
+// embedding server was down) resumes even when its Locrit gets no new turn.
+class RetryTimer {
+ public:
+  RetryTimer(EmbeddingIndexer* indexer, std::chrono::milliseconds period)
+      : thread_([this, indexer, period] {
+          std::unique_lock<std::mutex> lock(mu_);
+          while (!cv_.wait_for(lock, period, [this] { return stopping_; })) {
+            lock.unlock();
+            indexer->RetryDue();
+            lock.lock();
+          }
+        }) {}
+  ~RetryTimer() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // GUARDED_BY(mu_)
+  std::thread thread_;     // Last: starts once the members above exist.
+};
+
 int Fail(int code, const std::string& message) {
   Log(message);
   return code;
@@ -228,7 +263,14 @@ int Serve(const ServeSettings& settings) {
                                                     status.ToString());
   }
 
+  EmbeddingIndexerOptions indexer_options;
+  indexer_options.memory = &memory;
+  indexer_options.llm = &llm;
+  indexer_options.clock = &clock;
+  EmbeddingIndexer indexer(indexer_options);
+
   ChatServiceOptions chat_options;
+  chat_options.indexer = &indexer;
   chat_options.memory = &memory;
   chat_options.llm = &llm;
   chat_options.ids = &ids;
@@ -254,6 +296,15 @@ int Serve(const ServeSettings& settings) {
     api_options.access.allowed_hosts.push_back(listen->host);
   }
   Api api(api_options);
+
+  // Backfill from the start: messages saved while the embedding server was down, or before the
+  // Locrit had an embedding model, get their vectors without waiting for a new turn.
+  for (const LocritConfig& locrit : (*registry)->List()) {
+    std::optional<EmbeddingTarget> target =
+        ChatService::EmbeddingTargetOf(Api::ChatLocritOf(locrit, api_options.llm_defaults));
+    if (target) indexer.RequestBackfill(*target);
+  }
+  RetryTimer retry_timer(&indexer, std::chrono::seconds(1));
 
   HttpServerOptions server_options;
   server_options.host = listen->host;
@@ -284,6 +335,11 @@ int Serve(const ServeSettings& settings) {
   if (!(*server)->WaitIdle(std::chrono::seconds(settings.shutdown_timeout_s))) {
     Log("requests still running after the shutdown deadline: cancelling them");
   }
+  // The indexer stops before the LLM runtime (its calls are cancelled through it) and before the
+  // memory manager drains (its passes read and write memory); what it had not embedded yet is
+  // backfilled at the next start.
+  retry_timer.Stop();
+  indexer.Shutdown();
   llm.Shutdown();  // Cancels model calls still running; their turns answer with an error.
   (void)(*server)->WaitIdle(std::chrono::seconds(5));
   (*server)->Stop();

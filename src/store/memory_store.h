@@ -359,6 +359,8 @@ class MemoryStore {
   Result<std::vector<VectorHit>> NearestByEmbedding(const VectorQuery& query);
   // Ids of messages without a vector from `model`, oldest first (for backfilling).
   Result<std::vector<std::string>> MessagesMissingEmbedding(const std::string& model, int limit);
+  // Ids of memories without a vector from `model`, oldest first.
+  Result<std::vector<std::string>> MemoriesMissingEmbedding(const std::string& model, int limit);
 
   // ---- Group commit (the memory manager's writer) ----
   // BeginBatch opens a transaction that every following write joins as a savepoint, so a failing

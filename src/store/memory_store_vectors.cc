@@ -184,4 +184,21 @@ Result<std::vector<std::string>> MemoryStore::MessagesMissingEmbedding(const std
   return ids;
 }
 
+Result<std::vector<std::string>> MemoryStore::MemoriesMissingEmbedding(const std::string& model,
+                                                                       int limit) {
+  RETURN_IF_ERROR(ValidateModel(model));
+  ASSIGN_OR_RETURN(
+      Stmt stmt,
+      db_->Prepare("SELECT m.id FROM memories m WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v "
+                   "WHERE v.node_id = m.id AND v.model = ?1) ORDER BY m.rid LIMIT ?2"));
+  stmt.BindAll(model, std::clamp(limit, 1, kMaxListResults));
+  std::vector<std::string> ids;
+  while (true) {
+    ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    if (!row) break;
+    ids.push_back(stmt.Text(0));
+  }
+  return ids;
+}
+
 }  // namespace locrit

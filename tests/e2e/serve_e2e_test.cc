@@ -12,6 +12,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -610,6 +611,99 @@ TEST_F(ServeTest, ASecondServerOnTheSameDataDirectoryExitsWith3) {
   const int status = std::system(command.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 3);
+}
+
+// A Locrit with an embedding model on a fake LLM server: the server embeds its messages after
+// the turns, and a restart backfills what was saved while the embedding server was down.
+class HybridServeTest : public ServeTest {
+ protected:
+  void SetUp() override {
+    data_ = dir_.path() / "data";
+    log_ = dir_.File("server.log");
+    LocritConfig hybrid;
+    hybrid.name = "Hybride";
+    hybrid.description = "retrouve par le sens";
+    hybrid.model = "chat-model";
+    hybrid.embedding_model = "embed-model";
+    hybrid.llm = {LocritProvider::kOllama, llm_.url()};
+    Register({hybrid});
+    Start();
+  }
+
+  std::string MemoryDb() const { return (data_ / "locrits" / "hybride" / "memory.db").string(); }
+
+  // {messages, messages with a vector from embed-model}.
+  std::pair<int, int> Counts() {
+    RawSql sql(MemoryDb());
+    return {std::stoi("0" + sql.Text("SELECT count(*) FROM messages")),
+            std::stoi("0" + sql.Text("SELECT count(*) FROM message_vectors "
+                                     "WHERE model = 'embed-model'"))};
+  }
+
+  // Bounded: true once `messages` messages all have their vector.
+  bool WaitAllEmbedded(int messages) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Counts() == std::pair<int, int>(messages, messages)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  // Every stored vector is the one the fake server computes for its message's text.
+  void ExpectVectorsMatchTheirMessages() {
+    RawSql sql(MemoryDb());
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(sql.db(),
+                                 "SELECT m.content, v.vector FROM messages m "
+                                 "JOIN message_vectors v ON v.node_id = m.id",
+                                 -1, &stmt, nullptr),
+              SQLITE_OK);
+    int rows = 0;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      ++rows;
+      const std::string content = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+      const std::vector<float> expected = FakeLlmServer::EmbeddingFor(content);
+      ASSERT_EQ(static_cast<size_t>(sqlite3_column_bytes(stmt, 1)),
+                expected.size() * sizeof(float));
+      std::vector<float> stored(expected.size());
+      std::memcpy(stored.data(), sqlite3_column_blob(stmt, 1), expected.size() * sizeof(float));
+      EXPECT_EQ(stored, expected) << content;
+    }
+    sqlite3_finalize(stmt);
+    EXPECT_GT(rows, 0);
+  }
+
+  FakeLlmServer llm_;
+};
+
+constexpr const char* kHybridChat = "/api/locrits/Hybride/chat";
+
+TEST_F(HybridServeTest, MessagesAreEmbeddedAfterTheTurnsAndBackfilledAfterARestart) {
+  for (const char* message : {"mon chat s'appelle Moustache", "il aime le poisson"}) {
+    const Reply reply = Post(kHybridChat, std::string(R"({"message":")") + message + "\"}");
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    EXPECT_EQ(JsonObject(reply)["response"], "Hello, world!");
+  }
+  EXPECT_TRUE(WaitAllEmbedded(4)) << "messages/vectors: " << Counts().first << "/"
+                                  << Counts().second << "\n" << Log();
+
+  // The embedding server goes down: the turn still answers, its messages wait for a vector.
+  FakeReply down;
+  down.end = FakeReply::End::kDisconnect;
+  llm_.SetEmbeddingReply(down);
+  const Reply offline = Post(kHybridChat, R"({"message":"et il dort beaucoup"})");
+  ASSERT_EQ(offline.status, 200) << offline.body;
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+  EXPECT_EQ(Counts(), std::make_pair(6, 4)) << "saved, not embedded while the server was down";
+
+  // Back up: the restart backfills without any new turn.
+  llm_.SetEmbeddingReply(std::nullopt);
+  Start();
+  EXPECT_TRUE(WaitAllEmbedded(6)) << Log();
+  ASSERT_EQ(Stop(SIGTERM), 0) << Log();
+  EXPECT_EQ(Counts(), std::make_pair(6, 6)) << "after shutdown";
+  ExpectVectorsMatchTheirMessages();
 }
 
 }  // namespace

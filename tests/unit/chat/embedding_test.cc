@@ -25,6 +25,7 @@ using ::locrit::testing::FakeReply;
 using ::locrit::testing::IsOk;
 using ::locrit::testing::RecordedRequest;
 using ::locrit::testing::TurnOutcome;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -95,6 +96,18 @@ class EmbeddingTest : public ChatFixture {
       if (requests[i].target == "/api/chat") return i;
     }
     return requests.size();
+  }
+
+  // Drives the lane through its backoffs (on the fake clock) until it has nothing left to do;
+  // false after 30 s.
+  bool Settles() {
+    return Eventually([&] {
+      if (!Lane().running) {
+        clock_.AdvanceMillis(EmbeddingIndexerOptions{}.max_backoff_ms);
+        indexer_->RetryDue();
+      }
+      return Idle();
+    });
   }
 
   static FakeReply Down() {
@@ -278,6 +291,70 @@ TEST_F(EmbeddingTest, TheQueueIsBoundedAndTheBackfillFindsWhatItDropped) {
   indexer_->RetryDue();
   ASSERT_TRUE(Eventually([&] { return Missing().empty() && Idle(); }));
   EXPECT_EQ(Lane().embedded, 6);  // The three queued, then the three dropped, by backfill.
+}
+
+TEST_F(EmbeddingTest, ATextTheServerKeepsRefusingIsSkippedAndTheRestIsEmbedded) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    const TurnOutcome out = Turn(WithModel(), Request("message " + std::to_string(i)));
+    ASSERT_THAT(out.status, IsOk());
+    ids.push_back(out.result.user_message_id);
+    ids.push_back(out.result.assistant_message_id);
+  }
+  FakeReply refuse;
+  refuse.status = 400;
+  refuse.error_message = "input is too long for this model";
+  // The batch of four, then the oldest text alone three times; then everything is accepted.
+  for (int i = 0; i < 4; ++i) server_.Script(refuse);
+  indexer_->Enqueue(Target(), {});
+  EXPECT_TRUE(Settles()) << Lane().last_error;
+
+  const EmbeddingLaneStats lane = Lane();
+  EXPECT_EQ(lane.skipped, 1);
+  EXPECT_THAT(lane.last_skipped, HasSubstr("message " + ids[0]));
+  EXPECT_THAT(lane.last_skipped, HasSubstr("input is too long"));
+  EXPECT_EQ(lane.embedded, 3) << "the texts behind the refused one are not held back";
+  EXPECT_THAT(Missing(), ElementsAre(ids[0]));
+}
+
+TEST_F(EmbeddingTest, AServerThatIsDownNeverMakesTheLaneSkipAnything) {
+  ASSERT_THAT(Turn(WithModel(), Request("message")).status, IsOk());
+  server_.SetEmbeddingReply(Down());  // 503: transient, whatever the text.
+  indexer_->Enqueue(Target(), {});
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(Eventually([&] { return Lane().failed_batches > i && !Lane().running; }));
+    clock_.AdvanceMillis(EmbeddingIndexerOptions{}.max_backoff_ms);
+    indexer_->RetryDue();
+  }
+  EXPECT_EQ(Lane().skipped, 0);
+  EXPECT_EQ(Missing().size(), 2u);
+  server_.SetEmbeddingReply(std::nullopt);
+  EXPECT_TRUE(Settles()) << Lane().last_error;
+  EXPECT_TRUE(Missing().empty());
+}
+
+TEST_F(EmbeddingTest, MemoriesAreEmbeddedByTheBackfill) {
+  auto handle = ::locrit::testing::Await<MemoryManager::Handle>(
+      [&](auto done) { manager_->Get("bob", {}, done); });
+  ASSERT_THAT(handle, IsOk());
+  NewMemory tea;
+  tea.content = "Alice boit du thé vert";
+  auto added = ::locrit::testing::Await<Memory>([&](auto done) {
+    (*handle)->Write<Memory>([tea](MemoryStore& store) { return store.AddMemory(tea); }, done);
+  });
+  ASSERT_THAT(added, IsOk());
+  handle->reset();
+
+  indexer_->RequestBackfill(Target());
+  EXPECT_TRUE(Settles()) << Lane().last_error;
+  auto missing = Read<std::vector<std::string>>(
+      [](MemoryStore& store) { return store.MemoriesMissingEmbedding(kModel, 10); });
+  ASSERT_THAT(missing, IsOk());
+  EXPECT_TRUE(missing->empty());
+  EXPECT_EQ(Lane().embedded, 1);
+  const std::vector<EmbedCall> calls = EmbedCalls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_THAT(calls.back().inputs, ElementsAre("Alice boit du thé vert"));
 }
 
 }  // namespace

@@ -52,6 +52,9 @@ struct ApiOptions {
   const Clock* clock = nullptr;        // Required.
   std::string version;
   size_t max_message_chars = 32768;    // Longer messages: 413.
+  // The HTTP server's request body limit. A memory export larger than this is refused (413), so
+  // that every export can be imported back.
+  size_t max_body_bytes = 1 << 20;
   // Timeouts, retries and limits of every Locrit's LLM calls; provider, URL and model come from
   // the Locrit.
   LlmSettings llm_defaults;

@@ -12,6 +12,11 @@ void Api::RouteLocrits(const Route& route) {
   const bool get = route.request.method == "GET";
   const bool post = route.request.method == "POST";
   if (s[1] != "locrits") return route.NotFound();
+  if (s.size() >= 4 && s[3] == "memory") {  // RouteMemory decides who may read what.
+    Result<LocritConfig> locrit = options_.registry->Get(s[2]);
+    if (!locrit.ok()) return route.Fail(ErrorForStatus(locrit.status()));
+    return RouteMemory(route, *locrit);
+  }
   if (route.RefuseUnlessOperator()) return;
 
   if (s.size() == 2) {
@@ -25,13 +30,11 @@ void Api::RouteLocrits(const Route& route) {
   const bool is_config = s.size() == 3 || (s.size() == 4 && s[3] == "config");
   const bool is_chat = s.size() == 4 && s[3] == "chat";
   const bool is_stream = s.size() == 5 && s[3] == "chat" && s[4] == "stream";
-  const bool is_memory = s.size() >= 4 && s[3] == "memory";
-  if (!is_config && !is_chat && !is_stream && !is_memory) return route.NotFound();
+  if (!is_config && !is_chat && !is_stream) return route.NotFound();
   if (is_config && !get) return route.WrongMethod("GET");
   if ((is_chat || is_stream) && !post) return route.WrongMethod("POST");
   Result<LocritConfig> locrit = options_.registry->Get(s[2]);
   if (!locrit.ok()) return route.Fail(ErrorForStatus(locrit.status()));
-  if (is_memory) return RouteMemory(route, *locrit);
   if (is_config) {
     return route.Send(JsonResponse(200, {{"success", true}, {"locrit", LocritObject(*locrit)}}));
   }

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <future>
 #include <condition_variable>
 #include <mutex>
@@ -587,6 +589,384 @@ TEST_F(ApiTest, OperatorRoutesAnswer401ToPublicCallers) {
   EXPECT_EQ(call("/api/v1/locrits", "").status, 200);
   EXPECT_EQ(call("/api/v1/locrits", "Bearer nope").status, 200);
   EXPECT_EQ(call("/healthz", "").status, 200);
+}
+
+// ---- Memory routes (/api/locrits/{name}/memory/...) ----
+
+class MemoryApiTest : public ApiTest {
+ protected:
+  static constexpr const char* kBob = "/api/locrits/Bob%20Technique/memory";
+
+  // Status and JSON body of a call on the memory routes of Bob Technique.
+  std::pair<int, json::object> M(const std::string& method, const std::string& path,
+                                 const std::string& body = "",
+                                 const std::string& content_type = "application/json") {
+    auto [response, r] = Call(method, kBob + path, body, content_type);
+    if (response.content_type != "application/json") return {response.status, {}};
+    return {response.status, Body(response)};
+  }
+  std::string Chat(const std::string& message, const std::string& session) {
+    auto [reply, r] = Call("POST", "/api/locrits/Bob%20Technique/chat",
+                           R"({"message":")" + message + R"(","session_id":")" + session + "\"}");
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    return std::string(Body(reply)["user_message_id"].as_string());
+  }
+  // An Api for public callers (not local mode: nobody is the operator without a token).
+  std::unique_ptr<Api> PublicApi() {
+    ApiOptions api;
+    api.registry = registry_.get();
+    api.chat = chat_.get();
+    api.memory = memory_.get();
+    api.conversations = conversations_.get();
+    api.pool = &pool_;
+    api.clock = &clock_;
+    api.access.local_mode = false;
+    return std::make_unique<Api>(api);
+  }
+  std::pair<int, json::object> CallOn(Api& api, const std::string& method,
+                                      const std::string& target, const std::string& body = "") {
+    HttpRequest request;
+    request.method = method;
+    request.target = target;
+    request.content_type = "application/json";
+    request.host = "127.0.0.1:8000";
+    request.body = body;
+    auto responder = std::make_shared<RecordingResponder>();
+    api.Handle(request, responder);
+    HttpResponse response = responder->Wait();
+    return {response.status, Body(response)};
+  }
+};
+
+TEST_F(MemoryApiTest, ReadsWhatChatSavedAndEditsMessages) {
+  const std::string first = Chat("bonjour", "s1");
+  Chat("pomme", "s1");
+  Chat("poire", "s2");
+
+  auto [status, summary] = M("GET", "/summary");
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(summary["locrit_name"], "Bob Technique");
+  EXPECT_EQ(summary["statistics"].as_object()["total_messages"], 6);
+  EXPECT_EQ(summary["statistics"].as_object()["total_sessions"], 2);
+  EXPECT_EQ(summary["sessions"].as_array().size(), 2u);
+  EXPECT_EQ(summary["recent_messages"].as_array().size(), 6u);
+
+  auto [s2, stats] = M("GET", "/stats");
+  EXPECT_EQ(stats["access_level"], "operator");
+  EXPECT_EQ(stats["statistics"].as_object()["total_messages"], 6);
+
+  auto [s3, sessions] = M("GET", "/sessions");
+  EXPECT_EQ(sessions["count"], 2);
+  auto [s4, one] = M("GET", "/sessions/s1");
+  EXPECT_EQ(one["session"].as_object()["message_count"], 4);
+
+  // Chronological, with a `before` cursor by seq or by message id.
+  auto [s5, page] = M("GET", "/sessions/s1/messages?limit=3");
+  ASSERT_EQ(s5, 200);
+  json::array messages = page["messages"].as_array();
+  ASSERT_EQ(messages.size(), 3u);
+  EXPECT_EQ(page["total"], 4);
+  EXPECT_EQ(messages[0].as_object()["role"], "assistant");
+  EXPECT_EQ(messages[1].as_object()["content"], "pomme");
+  EXPECT_LT(messages[0].as_object()["seq"].as_int64(), messages[1].as_object()["seq"].as_int64());
+  const int64_t next = page["next_before"].as_int64();
+  auto [s6, older] = M("GET", "/sessions/s1/messages?before=" + std::to_string(next));
+  ASSERT_EQ(older["messages"].as_array().size(), 1u);
+  EXPECT_EQ(older["messages"].as_array()[0].as_object()["id"], json::value(first));
+  auto [s7, by_id] = M("GET", "/sessions/s1/messages?before=" + first);
+  EXPECT_EQ(s7, 200);
+  EXPECT_TRUE(by_id["messages"].as_array().empty());
+  EXPECT_EQ(M("GET", "/sessions/s2/messages?before=" + first).first, 400);
+  EXPECT_EQ(M("GET", "/sessions/nope/messages").first, 404);
+
+  auto [s8, found] = M("GET", "/search?q=pomme");
+  ASSERT_EQ(s8, 200);
+  EXPECT_EQ(found["mode"], "keyword");
+  ASSERT_GE(found["total"].as_int64(), 1);
+  json::object hit = found["results"].as_array()[0].as_object();
+  EXPECT_EQ(hit["type"], "message");
+  EXPECT_THAT(std::string(hit["snippet"].as_string()), HasSubstr("[pomme]"));
+  auto [s9, semantic] = M("GET", "/search?q=pomme&mode=semantic");
+  EXPECT_EQ(semantic["mode"], "keyword");  // No embedding model: what actually ran.
+
+  // Edit: the search follows; delete: gone.
+  auto [s10, edited] = M("PUT", "/messages/" + first, R"({"content":"ananas"})");
+  ASSERT_EQ(s10, 200) << edited;
+  EXPECT_EQ(edited["message"].as_object()["content"], "ananas");
+  EXPECT_EQ(M("GET", "/search?q=ananas").second["total"], 1);
+  EXPECT_EQ(M("GET", "/search?q=bonjour&session_id=s1").second["total"], 0);
+  EXPECT_EQ(M("PUT", "/messages/" + first, R"({"content":""})").first, 400);
+  EXPECT_EQ(M("PUT", "/messages/" + first, R"({"content":"onze lettres"})").first, 413);
+  EXPECT_EQ(M("PUT", "/messages/" + first, R"({"text":"x"})").second["error"],
+            json::value("content is required"));
+  EXPECT_EQ(M("DELETE", "/messages/" + first).first, 200);
+  EXPECT_EQ(M("GET", "/messages/" + first).first, 404);
+  EXPECT_EQ(M("DELETE", "/messages/" + first).first, 404);
+  EXPECT_EQ(M("PUT", "/messages/missing", R"({"content":"x"})").first, 404);
+
+  EXPECT_EQ(M("DELETE", "/sessions/s2").first, 200);
+  EXPECT_EQ(M("GET", "/sessions/s2").first, 404);
+}
+
+TEST_F(MemoryApiTest, MemoriesCrudValidatesImportance) {
+  struct Case {
+    std::string body;
+    int status;
+    std::string error;
+  };
+  const Case bad[] = {
+      {R"({"importance":0.5})", 400, "content is required"},
+      {R"({"content":"x","importance":1.5})", 400, "importance must be a number from 0 to 1"},
+      {R"({"content":"x","importance":-0.1})", 400, "importance must be a number from 0 to 1"},
+      {R"({"content":"x","importance":"haute"})", 400, "importance must be a number from 0 to 1"},
+      {R"({"content":"x","metadata":[]})", 400, "metadata must be a JSON object"},
+      {R"({"content":7})", 400, "content must be a string"},
+  };
+  for (const Case& c : bad) {
+    auto [status, body] = M("POST", "/memories", c.body);
+    EXPECT_EQ(status, c.status) << c.body;
+    EXPECT_EQ(body["error"], json::value(c.error)) << c.body;
+  }
+  auto [s1, created] = M("POST", "/memories", R"({"content":"chat noir","importance":0.9,
+                                                   "metadata":{"source":"test"}})");
+  ASSERT_EQ(s1, 200) << created;
+  json::object memory = created["memory"].as_object();
+  const std::string id(memory["id"].as_string());
+  EXPECT_EQ(memory["importance"], 0.9);
+  EXPECT_EQ(memory["metadata"].as_object()["source"], "test");
+  M("POST", "/memories", R"({"content":"chien"})");
+  auto [s2, list] = M("GET", "/memories");
+  ASSERT_EQ(list["count"], 2);
+  EXPECT_EQ(list["memories"].as_array()[0].as_object()["id"], json::value(id));  // Most important first.
+
+  auto [s3, edited] = M("PUT", "/memories/" + id, R"({"importance":0.1})");
+  ASSERT_EQ(s3, 200);
+  EXPECT_EQ(edited["memory"].as_object()["importance"], 0.1);
+  EXPECT_EQ(edited["memory"].as_object()["content"], "chat noir");
+  EXPECT_EQ(M("PUT", "/memories/" + id, R"({"importance":2})").first, 400);
+  EXPECT_EQ(M("PUT", "/memories/" + id, "{}").first, 400);
+  EXPECT_EQ(M("PUT", "/memories/nope", R"({"importance":0.2})").first, 404);
+  EXPECT_EQ(M("GET", "/search?q=chat").second["results"].as_array()[0].as_object()["type"],
+            "memory");
+  EXPECT_EQ(M("DELETE", "/memories/" + id).first, 200);
+  EXPECT_EQ(M("GET", "/memories/" + id).first, 404);
+  EXPECT_EQ(M("DELETE", "/memories/" + id).first, 404);
+}
+
+TEST_F(MemoryApiTest, ConceptsRelationsAndGraph) {
+  std::map<std::string, std::string> ids;
+  for (const char* name : {"Rust", "Cargo", "Crates", "Python"}) {
+    auto [status, body] = M("POST", "/concepts",
+                            std::string(R"({"name":")") + name + R"(","type":"tech"})");
+    ASSERT_EQ(status, 200) << body;
+    ids[name] = std::string(body["concept"].as_object()["id"].as_string());
+  }
+  auto relate = [&](const std::string& from, const std::string& to) {
+    return M("POST", "/relations",
+             R"({"from":{"type":"concept","id":")" + from + R"("},"rel":"RELATES_TO",)" +
+                 R"("to":{"type":"concept","id":")" + to + R"("},"properties":{"strength":0.7}})");
+  };
+  auto [s1, rel] = relate(ids["Rust"], ids["Cargo"]);
+  ASSERT_EQ(s1, 200) << rel;
+  EXPECT_EQ(rel["relation"].as_object()["rel"], "RELATES_TO");
+  EXPECT_EQ(relate(ids["Cargo"], ids["Crates"]).first, 200);
+  EXPECT_EQ(relate(ids["Cargo"], "missing").first, 404);
+
+  struct Case {
+    std::string body;
+    std::string error;
+  };
+  const Case bad[] = {
+      {R"({"from":{"type":"concept","id":"a"},"rel":"LIKES","to":{"type":"concept","id":"b"}})",
+       "rel is not a relation type: LIKES"},
+      {R"({"from":{"type":"message","id":"a"},"rel":"RELATES_TO","to":{"type":"concept","id":"b"}})",
+       "from.type must be concept for this rel"},
+      {R"({"from":{"type":"concept","id":"a"},"rel":"RELATES_TO"})",
+       "to must be an object {type, id}"},
+      {R"({"from":{"type":"concept"},"rel":"RELATES_TO","to":{"type":"concept","id":"b"}})",
+       "from.id is required"},
+      {R"({"from":{"type":"concept","id":"a"},"rel":"RELATES_TO","to":{"type":"concept","id":"b"},"properties":{"strength":"x"}})",
+       "properties.strength must be a number"},
+  };
+  for (const Case& c : bad) {
+    auto [status, body] = M("POST", "/relations", c.body);
+    EXPECT_EQ(status, 400) << c.body;
+    EXPECT_EQ(body["error"], json::value(c.error)) << c.body;
+  }
+
+  auto [s2, near] = M("GET", "/concepts/rust/related?depth=1");
+  ASSERT_EQ(s2, 200) << near;
+  ASSERT_EQ(near["total"], 1);
+  EXPECT_EQ(near["related"].as_array()[0].as_object()["name"], "Cargo");
+  auto [s3, far] = M("GET", "/concepts/" + ids["Rust"] + "/related?depth=5");
+  ASSERT_EQ(far["total"], 2);
+  EXPECT_EQ(far["related"].as_array()[1].as_object()["depth"], 2);
+  EXPECT_EQ(M("GET", "/concepts/Rust/related?depth=99").second["error"],
+            "depth must be an integer from 1 to 5");
+  EXPECT_EQ(M("GET", "/concepts/Rust/related?depth=0").first, 400);
+  EXPECT_EQ(M("GET", "/concepts/Nothing/related").first, 404);
+
+  auto [s4, details] = M("GET", "/concepts/details?name=cargo");
+  ASSERT_EQ(s4, 200);
+  EXPECT_EQ(details["relations"].as_array().size(), 2u);
+  EXPECT_EQ(M("GET", "/concepts/details").second["error"], "name is required");
+  EXPECT_EQ(M("GET", "/concepts/details?name=Nothing").first, 404);
+
+  auto [s5, edited] = M("PUT", "/concepts/" + ids["Python"], R"({"confidence":0.25})");
+  ASSERT_EQ(s5, 200) << edited;
+  EXPECT_EQ(edited["concept"].as_object()["confidence"], 0.25);
+  EXPECT_EQ(M("PUT", "/concepts/" + ids["Python"], R"({"confidence":3})").first, 400);
+  EXPECT_EQ(M("GET", "/concepts").second["count"], 4);
+
+  auto [s6, graph] = M("GET", "/graph?limit=50");
+  ASSERT_EQ(s6, 200);
+  EXPECT_EQ(graph["nodes"].as_array().size(), 4u);
+  EXPECT_EQ(graph["edges"].as_array().size(), 2u);
+
+  const std::string rel_id(rel["relation"].as_object()["id"].as_string());
+  EXPECT_EQ(M("DELETE", "/relations/" + rel_id).first, 200);
+  EXPECT_EQ(M("DELETE", "/relations/" + rel_id).first, 404);
+  EXPECT_EQ(M("DELETE", "/concepts/" + ids["Python"]).first, 200);
+  EXPECT_EQ(M("GET", "/concepts/" + ids["Python"]).first, 404);
+}
+
+TEST_F(MemoryApiTest, HostileParametersGetPreciseErrors) {
+  Chat("bonjour", "s1");
+  struct Case {
+    std::string method;
+    std::string path;
+    int status;
+    std::string error;  // Empty: only the status is checked.
+  };
+  const std::string limit_error =
+      "limit must be an integer of at least 1 (larger values are clamped to 1000)";
+  const Case cases[] = {
+      {"GET", "/sessions?limit=-1", 400, limit_error},
+      {"GET", "/sessions?limit=0", 400, limit_error},
+      {"GET", "/sessions?limit=abc", 400, limit_error},
+      {"GET", "/sessions?limit=99999999999999999999999", 400, limit_error},
+      {"GET", "/search?q=x&limit=-5", 400,
+       "limit must be an integer of at least 1 (larger values are clamped to 100)"},
+      {"GET", "/search", 400, "q is required"},
+      {"GET", "/search?q=x&mode=psychic", 400, "mode must be auto, keyword, semantic or hybrid"},
+      {"GET", "/search?q=x&session_id=%01", 400, "session_id contains a control character"},
+      {"GET", "/messages/%00", 400, "message id contains a control character"},
+      {"GET", "/messages/" + std::string(129, 'a'), 400,
+       "message id is longer than 128 characters"},
+      {"GET", "/messages/%FF", 400, "message id is not valid UTF-8"},
+      {"GET", "/messages/..%2F..%2Fetc%2Fpasswd", 404, ""},
+      {"GET", "/memories/..%2F..", 404, ""},
+      {"GET", "/sessions/s1/messages?before=-3", 400, ""},
+      {"GET", "/sessions/s1/messages?before=nope", 400, "before names no message: nope"},
+      {"GET", "/graph?limit=-1", 400, ""},
+      {"GET", "/nothing", 404, ""},
+      {"GET", "/messages/a/b", 404, ""},
+      {"POST", "/summary", 405, ""},
+      {"PATCH", "/memories/x", 405, ""},
+  };
+  for (const Case& c : cases) {
+    auto [status, body] = M(c.method, c.path);
+    EXPECT_EQ(status, c.status) << c.path;
+    if (!c.error.empty()) {
+      EXPECT_EQ(body["error"], json::value(c.error)) << c.path;
+    }
+  }
+  // Above the maximum a limit is clamped, not refused.
+  auto [status, sessions] = M("GET", "/sessions?limit=1000000");
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(sessions["count"], 1);
+  EXPECT_EQ(M("GET", "/summary?limit=100000").first, 200);
+  EXPECT_EQ(Call("GET", "/api/locrits/Nobody/memory/stats").first.status, 404);
+}
+
+TEST_F(MemoryApiTest, ExportClearImportRoundTrip) {
+  Chat("bonjour", "s1");
+  M("POST", "/memories", R"({"content":"chat noir","importance":0.8})");
+  M("POST", "/concepts", R"({"name":"Chat","type":"animal"})");
+  const json::object before = M("GET", "/stats").second["statistics"].as_object();
+
+  auto [exported, r1] = Call("GET", std::string(kBob) + "/export");
+  ASSERT_EQ(exported.status, 200);
+  EXPECT_EQ(exported.content_type, "application/x-ndjson");
+  EXPECT_GE(std::count(exported.body.begin(), exported.body.end(), '\n'), 7);
+
+  EXPECT_EQ(M("DELETE", "/clear").first, 400);
+  EXPECT_EQ(M("DELETE", "/clear", R"({"confirm":false})").second["error"],
+            "confirm must be true: clearing deletes this Locrit's memory");
+  EXPECT_EQ(M("DELETE", "/clear", R"({"confirm":"yes"})").first, 400);
+  auto [s1, cleared] = M("DELETE", "/clear", R"({"confirm":true})");
+  ASSERT_EQ(s1, 200) << cleared;
+  EXPECT_THAT(std::string(cleared["snapshot"].as_string()), ::testing::EndsWith(".db"));
+  EXPECT_EQ(M("GET", "/stats").second["statistics"].as_object()["total_messages"], 0);
+  auto [s2, health] = M("GET", "/health");
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(health["snapshots"].as_array()[0], cleared["snapshot"]);
+  EXPECT_EQ(health["retention"].as_object()["max_messages"], 5000);
+
+  EXPECT_EQ(M("POST", "/import", "", "application/x-ndjson").first, 400);
+  EXPECT_EQ(M("POST", "/import", exported.body, "text/plain").first, 415);
+  auto [s3, broken] = M("POST", "/import", exported.body + "{oops\n", "application/x-ndjson");
+  EXPECT_EQ(s3, 400);
+  EXPECT_THAT(std::string(broken["error"].as_string()), HasSubstr("line"));
+  EXPECT_EQ(M("GET", "/stats").second["statistics"].as_object()["total_messages"], 0);  // All or nothing.
+
+  auto [s4, imported] = M("POST", "/import", exported.body, "application/x-ndjson");
+  ASSERT_EQ(s4, 200) << imported;
+  EXPECT_GT(imported["inserted"].as_int64(), 0);
+  json::object after = M("GET", "/stats").second["statistics"].as_object();
+  after.erase("db_bytes");
+  json::object expected = before;
+  expected.erase("db_bytes");
+  EXPECT_EQ(after, expected);
+  auto [s5, again] = M("POST", "/import", exported.body, "application/x-ndjson");
+  EXPECT_EQ(again["inserted"], 0);  // Idempotent by id.
+  EXPECT_EQ(M("GET", "/search?q=bonjour").second["total"], 1);
+}
+
+TEST_F(MemoryApiTest, PublicCallersReadOnlyWhatTheLocritShares) {
+  LocritConfig quick;
+  quick.name = "Quick";
+  quick.description = "d";
+  ASSERT_THAT(registry_->Create(quick), IsOk());
+  LocritConfig full = quick;
+  full.name = "Full";
+  full.access_to.full_memory = true;
+  ASSERT_THAT(registry_->Create(full), IsOk());
+  LocritConfig closed = quick;
+  closed.name = "Closed";
+  closed.access_to.quick_memory = false;
+  ASSERT_THAT(registry_->Create(closed), IsOk());
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(Call("POST", "/api/locrits/Quick/memory/memories",
+                   R"({"content":"pomme )" + std::to_string(i) + "\"}")
+                  .first.status,
+              200);
+  }
+  std::unique_ptr<Api> api = PublicApi();
+
+  auto [s1, stats] = CallOn(*api, "GET", "/api/locrits/Quick/memory/stats");
+  ASSERT_EQ(s1, 200);
+  EXPECT_EQ(stats["access_level"], "quick");
+  EXPECT_EQ(stats["statistics"].as_object()["total_memories"], 7);
+  auto [s2, search] = CallOn(*api, "GET", "/api/locrits/Quick/memory/search?q=pomme&limit=50");
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(search["total"], 5);
+  EXPECT_EQ(search["access_level"], "quick");
+  EXPECT_EQ(CallOn(*api, "GET", "/api/locrits/Quick/memory/summary").first, 403);
+  EXPECT_EQ(CallOn(*api, "GET", "/api/locrits/Quick/memory/memories").first, 403);
+  EXPECT_EQ(CallOn(*api, "POST", "/api/locrits/Quick/memory/memories", R"({"content":"x"})").first,
+            401);
+
+  auto [s3, summary] = CallOn(*api, "GET", "/api/locrits/Full/memory/summary");
+  EXPECT_EQ(s3, 200);
+  auto [s4, full_stats] = CallOn(*api, "GET", "/api/locrits/Full/memory/stats");
+  EXPECT_EQ(full_stats["access_level"], "full");
+  EXPECT_EQ(CallOn(*api, "DELETE", "/api/locrits/Full/memory/clear", R"({"confirm":true})").first,
+            401);
+  EXPECT_EQ(CallOn(*api, "GET", "/api/locrits/Closed/memory/stats").first, 403);
+  EXPECT_EQ(CallOn(*api, "GET", "/api/locrits/Endormi/memory/stats").first, 403);  // Inactive.
+  // Writes and everything else under /api/locrits stay the operator's: 401, asking for a token.
+  EXPECT_EQ(CallOn(*api, "GET", "/api/locrits/Full").first, 401);
 }
 
 }  // namespace

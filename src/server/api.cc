@@ -28,7 +28,29 @@ bool Route::RefuseUnlessOperator() const {
   return true;
 }
 
-Api::Api(ApiOptions options) : options_(std::move(options)), access_(options_.access) {}
+Api::Api(ApiOptions options) : options_(std::move(options)), access_(options_.access) {
+  ws_.registry = options_.registry;
+  ws_.chat = options_.chat;
+  ws_.conversations = options_.conversations;
+  ws_.max_message_chars = options_.max_message_chars;
+  ws_.llm_defaults = options_.llm_defaults;
+  ws_.turns_in_flight = &turns_in_flight_;
+  ws_.draining = [this] { return draining(); };
+  ws_.chat_locrit = [this](const LocritConfig& locrit) {
+    return ChatLocritOf(locrit, options_.llm_defaults);
+  };
+}
+
+std::variant<std::shared_ptr<WsSession>, HttpError> Api::OpenWebSocket(
+    const HttpRequest& upgrade, std::shared_ptr<WsSink> sink) {
+  std::variant<Caller, HttpError> caller = access_.Identify(upgrade);
+  if (auto* error = std::get_if<HttpError>(&caller)) return *error;
+  if (!std::get<Caller>(caller).is_operator) {
+    return ForbiddenError("the WebSocket is for the operator: send an admin token");
+  }
+  if (draining()) return HttpError{503, "unavailable", "the server is shutting down"};
+  return std::make_shared<WsSession>(&ws_, std::move(sink));
+}
 
 ChatLocrit Api::ChatLocritOf(const LocritConfig& locrit, const LlmSettings& defaults) {
   ChatLocrit out;
@@ -81,6 +103,11 @@ void Api::Handle(const HttpRequest& request, std::shared_ptr<Responder> responde
     return route.Send(JsonResponse(200, {{"status", "ready"}}));
   }
 
+  if (s.size() == 1 && s[0] == "ws") {
+    // Upgrades never reach Handle (the server hands them to OpenWebSocket).
+    if (!get) return route.WrongMethod("GET");
+    return route.Fail({400, "invalid_argument", "GET /ws expects a WebSocket upgrade"});
+  }
   if ((s.size() >= 2 && s[0] == "api" && s[1] == "v1") || s[0] == "public") {
     return RoutePublic(route);
   }

@@ -33,6 +33,7 @@
 #include "server/access.h"
 #include "server/api_json.h"
 #include "server/http_types.h"
+#include "server/ws_protocol.h"
 
 namespace locrit {
 
@@ -99,8 +100,14 @@ class Api {
   void SetDraining() { draining_.store(true); }
   bool draining() const { return draining_.load(); }
 
-  // Chat turns started and not yet answered.
+  // Chat turns started and not yet answered (HTTP and WebSocket).
   int64_t TurnsInFlight() const { return turns_in_flight_.load(); }
+
+  // A WebSocket upgrade of GET /ws (ws_protocol.h): the session that will speak to the client
+  // through `sink`, or the HTTP error that refuses the upgrade (a foreign Host, a caller who is
+  // not the operator). The caller accepts the upgrade, then calls Open() on the session.
+  std::variant<std::shared_ptr<WsSession>, HttpError> OpenWebSocket(
+      const HttpRequest& upgrade, std::shared_ptr<WsSink> sink);
 
   // The settings a turn with `locrit` uses (recall: no LLM settings).
   static ChatLocrit ChatLocritOf(const LocritConfig& locrit, const LlmSettings& defaults);
@@ -124,6 +131,7 @@ class Api {
   const AccessPolicy access_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> turns_in_flight_{0};
+  WsContext ws_;  // Refers to options_ and turns_in_flight_.
 };
 
 }  // namespace locrit

@@ -5,8 +5,11 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -19,6 +22,7 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
@@ -71,6 +75,25 @@ class HttpServer::Impl {
   std::mutex mu_;
   std::condition_variable idle_;
   int64_t active_ = 0;  // GUARDED_BY(mu_): requests read and not yet answered.
+
+  // Open WebSockets, each with what closes it with 1001 (posted to its strand).
+  int64_t AddWebSocket(std::function<void()> close_going_away) {
+    std::lock_guard lock(ws_mu_);
+    const int64_t id = next_ws_++;
+    websockets_.emplace(id, std::move(close_going_away));
+    return id;
+  }
+  void RemoveWebSocket(int64_t id) {
+    std::lock_guard lock(ws_mu_);
+    websockets_.erase(id);
+    if (websockets_.empty()) ws_gone_.notify_all();
+  }
+  void CloseWebSockets();
+
+  mutable std::mutex ws_mu_;
+  std::condition_variable ws_gone_;
+  std::map<int64_t, std::function<void()>> websockets_;  // GUARDED_BY(ws_mu_)
+  int64_t next_ws_ = 0;                                  // GUARDED_BY(ws_mu_)
 };
 
 namespace {
@@ -86,6 +109,18 @@ bool PeerIsLoopback(beast::tcp_stream& stream) {
   return a.to_v6().is_loopback() || (a.to_v6().is_v4_mapped() &&
                                      net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6())
                                          .is_loopback());
+}
+
+HttpRequest ToHttpRequest(http::request<http::string_body> req, bool from_loopback) {
+  HttpRequest request;
+  request.method = std::string(req.method_string());
+  request.target = std::string(req.target());
+  request.content_type = std::string(req[http::field::content_type]);
+  request.host = std::string(req[http::field::host]);
+  request.authorization = std::string(req[http::field::authorization]);
+  request.from_loopback = from_loopback;
+  request.body = std::move(req.body());
+  return request;
 }
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -192,14 +227,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (ec) return OnReadError(ec);
     http::request<http::string_body> req = parser_->release();
     keep_alive_ = req.keep_alive();
-    HttpRequest request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(req.target());
-    request.content_type = std::string(req[http::field::content_type]);
-    request.host = std::string(req[http::field::host]);
-    request.authorization = std::string(req[http::field::authorization]);
-    request.from_loopback = from_loopback_;
-    request.body = std::move(req.body());
+    if (websocket::is_upgrade(req) && req.target().substr(0, req.target().find('?')) == "/ws") {
+      return UpgradeToWebSocket(std::move(req));
+    }
+    HttpRequest request = ToHttpRequest(std::move(req), from_loopback_);
     in_request_ = true;
     server_->RequestStarted();
     stream_.expires_never();  // A chat turn may take long; the writes have their own deadline.
@@ -207,6 +238,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   std::shared_ptr<Responder> MakeResponder();
+  void UpgradeToWebSocket(http::request<http::string_body> req);  // After WsConnection.
 
   bool KeepAlive() const { return keep_alive_ && !server_->draining_.load(); }
 
@@ -382,6 +414,214 @@ std::shared_ptr<Responder> Connection::MakeResponder() {
   return std::make_shared<SessionResponder>(shared_from_this());
 }
 
+// One WebSocket, from the upgrade request on. Every member is confined to the connection's strand
+// (ws_'s executor), except gone_ and queued_bytes_, which the sink reads from any thread.
+class WsConnection : public std::enable_shared_from_this<WsConnection> {
+ public:
+  WsConnection(beast::tcp_stream&& stream, HttpServer::Impl* server, bool from_loopback,
+               http::request<http::string_body> upgrade)
+      : ws_(std::move(stream)),
+        server_(server),
+        from_loopback_(from_loopback),
+        upgrade_(std::move(upgrade)) {}
+
+  void Run();
+
+  // Sink entry points (any thread).
+  bool PostSend(std::string text) {
+    if (gone_.load()) return false;
+    const size_t queued = queued_bytes_.fetch_add(text.size()) + text.size();
+    if (queued > server_->options_.max_ws_queue_bytes) {
+      // It does not read: a close frame would wait behind the queue, so the socket just closes.
+      gone_.store(true);
+      net::post(ws_.get_executor(), [self = shared_from_this()] { self->Abort(); });
+      return false;
+    }
+    net::post(ws_.get_executor(), [self = shared_from_this(), t = std::move(text)]() mutable {
+      self->Queue(std::move(t));
+    });
+    return true;
+  }
+  void PostClose(websocket::close_code code) {
+    net::post(ws_.get_executor(), [self = shared_from_this(), code] {
+      if (self->close_code_) return;
+      self->close_code_ = code;
+      self->Pump();
+    });
+  }
+
+ private:
+  void Refuse(const HttpError& error) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(error.status), 11);
+    const HttpResponse body = ErrorResponse(error);
+    res->set(http::field::server, "locrit");
+    res->set(http::field::content_type, body.content_type);
+    res->keep_alive(false);
+    res->body() = body.body;
+    res->prepare_payload();
+    ws_.next_layer().expires_after(server_->options_.write_timeout);
+    http::async_write(ws_.next_layer(), *res,
+                      [self = shared_from_this(), res](beast::error_code, size_t) {
+                        beast::error_code ignored;
+                        self->ws_.next_layer().socket().shutdown(tcp::socket::shutdown_both,
+                                                                 ignored);
+                        self->ws_.next_layer().close();
+                      });
+  }
+
+  void OnAccept(beast::error_code ec) {
+    upgrade_ = {};
+    if (ec) return Done();
+    registration_ = server_->AddWebSocket([weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->PostClose(websocket::close_code::going_away);
+    });
+    session_->Open();
+    Read();
+  }
+
+  void Read() {
+    ws_.async_read_some(net::buffer(chunk_),
+                        beast::bind_front_handler(&WsConnection::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, size_t n) {
+    if (ec) return Done();
+    const size_t limit = server_->options_.max_body_bytes;
+    if (!too_large_ && message_.size() + n > limit) {
+      too_large_ = true;
+      std::string().swap(message_);
+    }
+    if (!too_large_) message_.append(chunk_.data(), n);
+    if (ws_.is_message_done()) {
+      if (ws_.got_binary()) {
+        session_->OnBinary();
+      } else if (too_large_) {
+        session_->OnTooLarge(limit);
+      } else {
+        session_->OnText(message_);
+      }
+      too_large_ = false;
+      // An idle connection keeps no large buffer.
+      if (message_.capacity() > 4096) std::string().swap(message_);
+      message_.clear();
+    }
+    Read();
+  }
+
+  void Queue(std::string text) {
+    if (gone_.load()) {
+      queued_bytes_.fetch_sub(text.size());
+      return;
+    }
+    outbox_.push_back(std::move(text));
+    Pump();
+  }
+
+  // One write in flight; the close (1001 at shutdown) goes after what is queued.
+  void Pump() {
+    if (writing_ || gone_.load() || closing_) return;
+    if (outbox_.empty()) {
+      if (!close_code_) return;
+      closing_ = true;
+      return ws_.async_close(websocket::close_reason(*close_code_),
+                             [self = shared_from_this()](beast::error_code) { self->Done(); });
+    }
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(net::buffer(outbox_.front()),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->writing_ = false;
+                      self->queued_bytes_.fetch_sub(self->outbox_.front().size());
+                      self->outbox_.pop_front();
+                      if (ec) return self->Done();
+                      self->Pump();
+                    });
+  }
+
+  void Abort() {
+    beast::error_code ignored;
+    ws_.next_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    ws_.next_layer().close();
+    Done();
+  }
+
+  // The connection is over: cancel its turns and forget it. Pending operations complete with
+  // errors and release their references.
+  void Done() {
+    gone_.store(true);
+    if (done_) return;
+    done_ = true;
+    if (session_) session_->Close();
+    if (registration_) server_->RemoveWebSocket(*registration_);
+    registration_.reset();
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  HttpServer::Impl* const server_;
+  const bool from_loopback_;
+  http::request<http::string_body> upgrade_;  // Until accepted.
+  std::shared_ptr<WsSession> session_;
+  std::optional<int64_t> registration_;
+  // Reading: pieces of a message land in chunk_ and are gathered in message_.
+  std::array<char, 2048> chunk_;
+  std::string message_;
+  bool too_large_ = false;  // The current message passed max_body_bytes: dropped.
+  // Writing.
+  std::deque<std::string> outbox_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool done_ = false;
+  std::optional<websocket::close_code> close_code_;
+  // Any thread.
+  std::atomic<bool> gone_{false};
+  std::atomic<size_t> queued_bytes_{0};
+};
+
+// The session's sink: refers to the connection weakly, so a session kept alive by a turn in
+// flight does not keep a closed connection. Turns count as requests in flight, so shutdown waits
+// for their answers.
+class WsConnectionSink final : public WsSink {
+ public:
+  WsConnectionSink(const std::shared_ptr<WsConnection>& connection, HttpServer::Impl* server)
+      : connection_(connection), server_(server) {}
+  bool Send(std::string text) override {
+    auto c = connection_.lock();
+    return c && c->PostSend(std::move(text));
+  }
+  void TurnStarted() override { server_->RequestStarted(); }
+  void TurnFinished() override { server_->RequestFinished(); }
+
+ private:
+  const std::weak_ptr<WsConnection> connection_;
+  HttpServer::Impl* const server_;
+};
+
+void WsConnection::Run() {
+  auto sink = std::make_shared<WsConnectionSink>(shared_from_this(), server_);
+  auto opened = server_->api_->OpenWebSocket(ToHttpRequest(upgrade_, from_loopback_), sink);
+  if (auto* error = std::get_if<HttpError>(&opened)) return Refuse(*error);
+  session_ = std::move(std::get<std::shared_ptr<WsSession>>(opened));
+  // The WebSocket has its own timeouts: the handshake, and the idle one with pings.
+  ws_.next_layer().expires_never();
+  websocket::stream_base::timeout timeouts;
+  timeouts.handshake_timeout = server_->options_.write_timeout;
+  timeouts.idle_timeout = server_->options_.ws_idle_timeout;
+  timeouts.keep_alive_pings = true;
+  ws_.set_option(timeouts);
+  ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(http::field::server, "locrit"); }));
+  ws_.read_message_max(0);  // OnRead enforces max_body_bytes and keeps the connection.
+  ws_.auto_fragment(false);
+  ws_.async_accept(upgrade_, beast::bind_front_handler(&WsConnection::OnAccept,
+                                                       shared_from_this()));
+}
+
+void Connection::UpgradeToWebSocket(http::request<http::string_body> req) {
+  std::make_shared<WsConnection>(std::move(stream_), server_, from_loopback_, std::move(req))
+      ->Run();
+}
+
 }  // namespace
 
 Status HttpServer::Impl::Listen() {
@@ -450,8 +690,25 @@ bool HttpServer::WaitIdle(std::chrono::milliseconds timeout) {
   return impl_->idle_.wait_for(lock, timeout, [&] { return impl_->active_ == 0; });
 }
 
+void HttpServer::Impl::CloseWebSockets() {
+  std::vector<std::function<void()>> closers;
+  {
+    std::lock_guard lock(ws_mu_);
+    for (auto& [id, close] : websockets_) closers.push_back(close);
+  }
+  for (auto& close : closers) close();
+  std::unique_lock lock(ws_mu_);
+  ws_gone_.wait_for(lock, options_.ws_close_timeout, [&] { return websockets_.empty(); });
+}
+
+int64_t HttpServer::OpenWebSockets() const {
+  std::lock_guard lock(impl_->ws_mu_);
+  return static_cast<int64_t>(impl_->websockets_.size());
+}
+
 void HttpServer::Stop() {
   if (impl_->stopped_.exchange(true)) return;
+  impl_->CloseWebSockets();
   impl_->ioc_.stop();
   for (auto& t : impl_->threads_) t.join();
   impl_->threads_.clear();

@@ -9,9 +9,16 @@
 //   unparseable requests a JSON 400; those connections are then closed.
 // - Streams (SSE) are written as chunks, one per Write, flushed as they come, one write in flight;
 //   a client whose unsent backlog passes max_stream_backlog_bytes is disconnected.
+// - GET /ws upgrades to a WebSocket (Api::OpenWebSocket, ws_protocol.h): text messages of at most
+//   max_body_bytes (larger or binary ones get an error event and the connection goes on), pings
+//   when the client is silent for half of ws_idle_timeout and a close when it stays silent for
+//   all of it, one write in flight behind a queue of at most max_ws_queue_bytes: a client that
+//   does not read is disconnected when its queue passes that bound.
 //
 // Shutdown: BeginDrain() stops accepting and ends keep-alive after each response; WaitIdle()
-// waits for the requests in flight; Stop() stops the network threads. Thread-safe.
+// waits for the requests in flight (WebSocket chat turns included); Stop() closes every WebSocket
+// with 1001 (going away) after what is queued for it, then stops the network threads.
+// Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -34,6 +41,10 @@ struct HttpServerOptions {
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds write_timeout{30'000};
   size_t max_stream_backlog_bytes = 1 << 20;
+  size_t max_ws_queue_bytes = 1 << 20;
+  std::chrono::milliseconds ws_idle_timeout{60'000};
+  // How long Stop() waits for WebSockets to finish their closing handshake.
+  std::chrono::milliseconds ws_close_timeout{3'000};
 };
 
 class HttpServer {
@@ -54,8 +65,12 @@ class HttpServer {
   void BeginDrain();
   // Waits until no request is being answered, or `timeout` passed. True when idle.
   bool WaitIdle(std::chrono::milliseconds timeout);
-  // Stops the network threads (closing every connection) and joins them. Idempotent.
+  // Closes every WebSocket with 1001, then stops the network threads (closing every connection)
+  // and joins them. Idempotent.
   void Stop();
+
+  // WebSocket connections open now (upgraded and not yet closed).
+  int64_t OpenWebSockets() const;
 
   class Impl;
 

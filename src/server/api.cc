@@ -46,7 +46,9 @@ std::variant<std::shared_ptr<WsSession>, HttpError> Api::OpenWebSocket(
   std::variant<Caller, HttpError> caller = access_.Identify(upgrade);
   if (auto* error = std::get_if<HttpError>(&caller)) return *error;
   if (!std::get<Caller>(caller).is_operator) {
-    return ForbiddenError("the WebSocket is for the operator: send an admin token");
+    return UnauthorizedError(
+        "the WebSocket is for the operator: send \"Authorization: Bearer <admin token>\" or "
+        "?token=<admin token>");
   }
   if (draining()) return HttpError{503, "unavailable", "the server is shutting down"};
   return std::make_shared<WsSession>(&ws_, std::move(sink));

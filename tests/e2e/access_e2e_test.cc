@@ -361,7 +361,7 @@ TEST_F(AccessE2eTest, PublicRoutesFollowEachGateAndHideSecrets) {
              "system_prompt, model, llm_provider, llm_url, active, public_address, open_humans, "
              "0, open_invitations, 1, open_platform, "
              "access_logs, access_quick_memory, access_full_memory, access_llm_info, "
-             "max_messages, context_messages, created_at, updated_at FROM locrits");
+             "max_messages, context_messages, created_at, updated_at, embedding_model FROM locrits");
   }
   Server server(Cwd(), {"--listen", "127.0.0.1:0", "--data", data}, env, data);
   const std::string base = server.WaitReady();

@@ -465,6 +465,8 @@ void MemoryManager::Get(const std::string& slug, const LocritMemoryOptions& opti
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       ready.push_back([done] { done(UnavailableError("the memory manager is shutting down")); });
+    } else if (purged_.count(slug) != 0) {
+      ready.push_back([done] { done(NotFoundError("this Locrit's memory was deleted")); });
     } else {
       AdmitLocked(PendingGet{slug, options, std::move(done)}, ready);
     }
@@ -550,12 +552,7 @@ bool MemoryManager::EvictOneLocked() {
     if (victim == nullptr || entry.last_used < victim->last_used) victim = &entry;
   }
   if (victim == nullptr) return false;
-  victim->state = State::kClosing;
-  std::shared_ptr<LocritMemory> memory = victim->memory;
-  options_.pool->Post([this, memory] {
-    memory->CloseAll();
-    FinishClose(memory->slug());
-  });
+  StartCloseLocked(*victim);
   return true;
 }
 
@@ -568,20 +565,36 @@ bool MemoryManager::CloseDamagedIfIdleLocked(Entry& entry) {
   const std::string damage = entry.memory->Damage();
   if (damage.empty()) return false;
   recover_on_open_[entry.memory->slug()] = damage;
+  StartCloseLocked(entry);
+  return true;
+}
+
+bool MemoryManager::ClosePurgedIfIdleLocked(Entry& entry) {
+  if (entry.purges.empty() || entry.state != State::kOpen || entry.pins > 0) return false;
+  {
+    std::lock_guard<std::mutex> lock(entry.memory->mu_);
+    if (entry.memory->in_flight_ > 0) return false;
+  }
+  StartCloseLocked(entry);
+  return true;
+}
+
+void MemoryManager::StartCloseLocked(Entry& entry) {
   entry.state = State::kClosing;
   std::shared_ptr<LocritMemory> memory = entry.memory;
   options_.pool->Post([this, memory] {
     memory->CloseAll();
     FinishClose(memory->slug());
   });
-  return true;
+}
+
+std::string MemoryManager::DirectoryOf(const std::string& slug) const {
+  return (std::filesystem::path(options_.data_dir) / "locrits" / slug).string();
 }
 
 void MemoryManager::StartOpenLocked(const std::string& slug, const LocritMemoryOptions& options) {
   Entry& entry = entries_[slug];
-  const std::string directory =
-      (std::filesystem::path(options_.data_dir) / "locrits" / slug).string();
-  entry.memory = std::make_shared<LocritMemory>(this, slug, directory, options);
+  entry.memory = std::make_shared<LocritMemory>(this, slug, DirectoryOf(slug), options);
   if (auto it = recover_on_open_.find(slug); it != recover_on_open_.end()) {
     entry.memory->recover_reason_ = it->second;
     recover_on_open_.erase(it);
@@ -602,11 +615,19 @@ void MemoryManager::FinishOpen(const std::string& slug, Status status) {
     waiters.swap(entry.waiters);
     if (status.ok()) {
       entry.state = State::kOpen;
+      entry.opened = true;
       ++opens_;
       for (auto& done : waiters) {
         Handle handle = PinLocked(entry);
         ready.push_back([done = std::move(done), handle]() mutable { done(std::move(handle)); });
       }
+      ClosePurgedIfIdleLocked(entry);
+    } else if (!entry.purges.empty()) {
+      // Purged while opening: the directory still goes, after the failed open lets go of it.
+      for (auto& done : waiters) {
+        ready.push_back([done = std::move(done), status] { done(status); });
+      }
+      StartCloseLocked(entry);
     } else {
       entries_.erase(it);
       for (auto& done : waiters) {
@@ -621,12 +642,86 @@ void MemoryManager::FinishOpen(const std::string& slug, Status status) {
 
 void MemoryManager::FinishClose(const std::string& slug) {
   Ready ready;
+  bool purging = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    entries_.erase(slug);
-    ++closes_;
+    auto it = entries_.find(slug);
+    if (it != entries_.end()) {
+      closes_ += it->second.opened;
+      purging = !it->second.purges.empty();
+      if (!purging) entries_.erase(it);
+    }
+    if (!purging) {
+      PumpWaitingLocked(ready);
+      if (stopping_ && entries_.empty()) all_closed_.notify_all();
+    }
+  }
+  if (purging) return FinishPurge(slug);
+  RunAll(ready);
+}
+
+void MemoryManager::FinishPurge(const std::string& slug) {
+  // The entry stays (closing) until the directory is gone, so no open can race the removal.
+  const std::string directory = DirectoryOf(slug);
+  std::error_code ec;
+  std::filesystem::remove_all(directory, ec);
+  const Status status =
+      ec ? IoError(fmt::format("cannot remove {}: {}", directory, ec.message())) : Status::Ok();
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(slug);
+    if (it != entries_.end()) {
+      for (auto& done : it->second.purges) {
+        ready.push_back([done = std::move(done), status] { done(status); });
+      }
+      entries_.erase(it);
+    }
+    recover_on_open_.erase(slug);
     PumpWaitingLocked(ready);
     if (stopping_ && entries_.empty()) all_closed_.notify_all();
+  }
+  RunAll(ready);
+}
+
+void MemoryManager::Purge(const std::string& slug, PurgeDone done) {
+  if (!IsValidSlug(slug)) {
+    done(InvalidArgumentError(fmt::format("invalid memory slug '{}'", slug)));
+    return;
+  }
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      ready.push_back([done] { done(UnavailableError("the memory manager is shutting down")); });
+    } else {
+      purged_.insert(slug);
+      // Gets queued for a free slot would open the memory again: refuse them now.
+      for (auto it = waiting_.begin(); it != waiting_.end();) {
+        if (it->slug != slug) {
+          ++it;
+          continue;
+        }
+        ready.push_back([get_done = std::move(it->done)] {
+          get_done(NotFoundError("this Locrit's memory was deleted"));
+        });
+        it = waiting_.erase(it);
+      }
+      auto it = entries_.find(slug);
+      if (it == entries_.end()) {
+        // Nothing open: a closing entry all the same, so no Get can open it during the removal.
+        Entry& entry = entries_[slug];
+        entry.memory =
+            std::make_shared<LocritMemory>(this, slug, DirectoryOf(slug), LocritMemoryOptions{});
+        entry.purges.push_back(std::move(done));
+        StartCloseLocked(entry);
+      } else {
+        // Opening, open or closing: the purge follows once its users are gone (MaybeIdle,
+        // FinishOpen, FinishClose).
+        it->second.purges.push_back(std::move(done));
+        ClosePurgedIfIdleLocked(it->second);
+      }
+    }
   }
   RunAll(ready);
 }
@@ -648,6 +743,7 @@ void MemoryManager::MaybeIdle(const std::string& slug) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(slug);
     if (it == entries_.end() || it->second.state != State::kOpen || it->second.pins > 0) return;
+    if (ClosePurgedIfIdleLocked(it->second)) return;
     if (CloseDamagedIfIdleLocked(it->second)) return;
     if (stopping_) {
       bool idle;
@@ -655,14 +751,7 @@ void MemoryManager::MaybeIdle(const std::string& slug) {
         std::lock_guard<std::mutex> memory_lock(it->second.memory->mu_);
         idle = it->second.memory->in_flight_ == 0;
       }
-      if (idle) {
-        it->second.state = State::kClosing;
-        std::shared_ptr<LocritMemory> memory = it->second.memory;
-        options_.pool->Post([this, memory] {
-          memory->CloseAll();
-          FinishClose(memory->slug());
-        });
-      }
+      if (idle) StartCloseLocked(it->second);
     } else if (!waiting_.empty()) {
       PumpWaitingLocked(ready);
     }
@@ -675,7 +764,7 @@ void MemoryManager::SnapshotDueStores() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [slug, entry] : entries_) {
-      if (entry.state == State::kOpen) open.push_back(entry.memory);
+      if (entry.state == State::kOpen && entry.purges.empty()) open.push_back(entry.memory);
     }
   }
   for (const auto& memory : open) memory->SnapshotIfDue();

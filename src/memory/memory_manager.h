@@ -11,6 +11,8 @@
 //   (LocritMemory below). Every SQLite call runs on the work pool, never on the caller's thread.
 // - A process lock (flock on <dir>/lock) per Locrit: a second process gets failed_precondition
 //   naming the holder's pid.
+// - Purge(slug) deletes one Locrit's memory: it waits for the store to be idle, closes it,
+//   releases its lock and removes its directory; the slug is refused from then on.
 //
 // The asynchronous API uses completion callbacks everywhere; they run on a work-pool thread and
 // must not block. Thread-safe. REQUIRES: every handle is released before the manager is destroyed.
@@ -25,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -197,6 +200,16 @@ class MemoryManager {
   // unavailable after Shutdown began, or the open's own error.
   void Get(const std::string& slug, const LocritMemoryOptions& options, GetDone done);
 
+  using PurgeDone = std::function<void(Status)>;
+  // Deletes a Locrit's memory for good (the Locrit was deleted with purge_memory). From this call
+  // on the slug gets no new handle: Gets fail with not_found, for the manager's lifetime (the
+  // registry never reassigns a slug, so only a stale request can still name it). Handles already
+  // held and operations in flight finish first; then the store is closed, its process lock
+  // released and <data_dir>/locrits/<slug> removed, and `done` runs on a work-pool thread: OK
+  // (also when nothing was there), io_error when the directory could not be removed,
+  // invalid_argument for a bad slug, unavailable after Shutdown began.
+  void Purge(const std::string& slug, PurgeDone done);
+
   // Stops accepting Gets and writes, lets queued writes commit, checkpoints and closes every
   // store, and returns when all are closed. REQUIRES: not called on a work-pool thread.
   void Shutdown();
@@ -220,6 +233,8 @@ class MemoryManager {
     int pins = 0;                 // Handles held by callers.
     int64_t last_used = 0;        // Clock millis of the last Get or release.
     std::vector<GetDone> waiters; // Gets waiting for the open to finish.
+    std::vector<PurgeDone> purges;  // Non-empty: close, then remove the directory.
+    bool opened = false;          // The open succeeded (a close then counts).
   };
   struct PendingGet {
     std::string slug;
@@ -234,11 +249,18 @@ class MemoryManager {
   // Starts closing `entry` if it is damaged and idle, so that it reopens with recovery.
   bool CloseDamagedIfIdleLocked(Entry& entry);
   void StartOpenLocked(const std::string& slug, const LocritMemoryOptions& options);
+  // Marks `entry` closing and posts its close (then, when it is being purged, the removal).
+  void StartCloseLocked(Entry& entry);
+  // Starts closing `entry` if it is being purged, open and idle.
+  bool ClosePurgedIfIdleLocked(Entry& entry);
+  std::string DirectoryOf(const std::string& slug) const;
   Handle PinLocked(Entry& entry);
   void PumpWaitingLocked(Ready& ready);
 
   void FinishOpen(const std::string& slug, Status status);
   void FinishClose(const std::string& slug);
+  // The end of a purge's close: removes the directory, then forgets the entry.
+  void FinishPurge(const std::string& slug);
   void Unpin(const std::string& slug);
   void MaybeIdle(const std::string& slug);
   static void RunAll(Ready& ready);
@@ -250,6 +272,7 @@ class MemoryManager {
   std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
   std::deque<PendingGet> waiting_;        // GUARDED_BY(mu_): Gets waiting for a free slot.
   std::map<std::string, std::string> recover_on_open_;  // GUARDED_BY(mu_): slug -> damage.
+  std::set<std::string> purged_;          // GUARDED_BY(mu_): slugs refused since their Purge.
   bool stopping_ = false;                 // GUARDED_BY(mu_)
   std::atomic<bool> accepting_writes_{true};
   int64_t opens_ = 0;                     // GUARDED_BY(mu_)

@@ -339,5 +339,142 @@ TEST_F(MemoryManagerTest, PeriodicSnapshotOnlyWhenDueAndChanged) {
   EXPECT_EQ(snapshots(), 3u);
 }
 
+// Files of `dir` this process still has open (their links are gone once it is removed).
+std::vector<std::string> OpenFilesUnder(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && target.starts_with(dir.string() + "/")) out.push_back(target);
+  }
+  return out;
+}
+
+Status PurgeSync(MemoryManager& manager, const std::string& slug) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  manager.Purge(slug, [promise](Status s) { promise->set_value(std::move(s)); });
+  return future.get();
+}
+
+TEST_F(MemoryManagerTest, PurgeWaitsForHandlesThenClosesTheStoreAndRemovesTheDirectory) {
+  MemoryManager manager(Options());
+  const std::filesystem::path bob_dir = dir_.path() / "locrits" / "bob";
+  ASSERT_OK_AND_ASSIGN(Handle held, GetSync(manager, "bob"));
+  ASSERT_THAT(SaveSync(held, "s", "à oublier"), IsOk());
+  ASSERT_OK_AND_ASSIGN(Handle alice, GetSync(manager, "alice"));
+  ASSERT_FALSE(OpenFilesUnder(bob_dir).empty()) << "the open store holds its files";
+
+  std::promise<Status> purged;
+  manager.Purge("bob", [&purged](Status s) { purged.set_value(std::move(s)); });
+  auto purge_done = purged.get_future();
+  // The handle is held: the purge cannot have finished, and no new handle is handed out.
+  EXPECT_NE(purge_done.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_THAT(GetSync(manager, "bob"), StatusIs(StatusCode::kNotFound));
+  EXPECT_TRUE(std::filesystem::exists(bob_dir / "memory.db"));
+  // The holder can still use what it holds.
+  ASSERT_THAT(HistorySync(held, "s"), IsOk());
+
+  held.reset();
+  EXPECT_THAT(purge_done.get(), IsOk());
+  EXPECT_FALSE(std::filesystem::exists(bob_dir));
+  EXPECT_TRUE(OpenFilesUnder(bob_dir).empty()) << "closed, lock released";
+  EXPECT_EQ(manager.OpenStores(), 1) << "only alice";
+  // Refused for good: nothing recreates the directory.
+  EXPECT_THAT(GetSync(manager, "bob"), StatusIs(StatusCode::kNotFound));
+  EXPECT_FALSE(std::filesystem::exists(bob_dir));
+  // Other Locrits are untouched.
+  ASSERT_THAT(SaveSync(alice, "s", "toujours là"), IsOk());
+}
+
+TEST_F(MemoryManagerTest, PurgeOfMemoryThatIsNotOpenRemovesItsDirectory) {
+  const MemoryManagerOptions options = Options();
+  MemoryManager manager(options);
+  {
+    ASSERT_OK_AND_ASSIGN(Handle h, GetSync(manager, "closed"));
+    ASSERT_THAT(SaveSync(h, "s", "x"), IsOk());
+  }
+  // Closed by a second manager's Shutdown: files on disk, nothing open.
+  MemoryManager other(options);
+  {
+    ASSERT_OK_AND_ASSIGN(Handle h, GetSync(other, "on-disk"));
+    ASSERT_THAT(SaveSync(h, "s", "x"), IsOk());
+  }
+  other.Shutdown();
+  ASSERT_TRUE(std::filesystem::exists(dir_.path() / "locrits" / "on-disk" / "memory.db"));
+  EXPECT_THAT(PurgeSync(manager, "on-disk"), IsOk());
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "locrits" / "on-disk"));
+  EXPECT_THAT(PurgeSync(manager, "closed"), IsOk()) << "open and idle";
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "locrits" / "closed"));
+  EXPECT_THAT(PurgeSync(manager, "never-existed"), IsOk());
+  EXPECT_EQ(manager.OpenStores(), 0);
+  EXPECT_THAT(PurgeSync(manager, "../etc"), StatusIs(StatusCode::kInvalidArgument));
+  manager.Shutdown();
+  EXPECT_THAT(PurgeSync(manager, "late"), StatusIs(StatusCode::kUnavailable));
+}
+
+TEST_F(MemoryManagerTest, GetsRacingAPurgeGetAWorkingHandleOrNotFoundAndNeverResurrectIt) {
+  MemoryManager manager(Options());
+  const std::filesystem::path bob_dir = dir_.path() / "locrits" / "bob";
+  ASSERT_THAT(GetSync(manager, "bob"), IsOk());
+  constexpr int kThreads = 6;
+  std::atomic<int> granted{0};
+  std::atomic<int> granted_after_refusal{0};
+  std::atomic<int> other{0};
+  std::latch start(kThreads + 1);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      // Each thread goes on until it is refused (bounded), which the purge guarantees.
+      bool refused = false;
+      for (int i = 0; i < 100'000 && !refused; ++i) {
+        Result<Handle> got = GetSync(manager, "bob");
+        if (got.ok()) {
+          // A handle granted before the purge keeps working until released.
+          if (SaveSync(*got, "s" + std::to_string(t), "m" + std::to_string(i)).ok()) {
+            ++granted;
+          } else {
+            ++other;
+          }
+        } else if (got.status().code() == StatusCode::kNotFound) {
+          refused = true;
+        } else {
+          ++other;
+        }
+      }
+      if (!refused) ++other;
+      // Once refused, refused for good.
+      for (int i = 0; i < 20; ++i) granted_after_refusal += GetSync(manager, "bob").ok();
+    });
+  }
+  start.arrive_and_wait();
+  const Status purge = PurgeSync(manager, "bob");
+  for (auto& t : threads) t.join();
+  EXPECT_THAT(purge, IsOk());
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(granted_after_refusal.load(), 0);
+  EXPECT_FALSE(std::filesystem::exists(bob_dir));
+  EXPECT_EQ(manager.OpenStores(), 0);
+}
+
+TEST_F(MemoryManagerTest, APurgeRefusesGetsWaitingForASlot) {
+  MemoryManagerOptions options = Options();
+  options.max_open_stores = 1;
+  MemoryManager manager(options);
+  ASSERT_OK_AND_ASSIGN(Handle alice, GetSync(manager, "alice"));
+  std::promise<Result<Handle>> waiting;
+  manager.Get("bob", {}, [&waiting](Result<Handle> r) { waiting.set_value(std::move(r)); });
+  auto waiting_result = waiting.get_future();
+  EXPECT_NE(waiting_result.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+      << "every slot is held";
+  std::promise<Status> purged;
+  manager.Purge("bob", [&purged](Status s) { purged.set_value(std::move(s)); });
+  EXPECT_THAT(waiting_result.get(), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(purged.get_future().get(), IsOk());
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "locrits" / "bob"));
+  EXPECT_EQ(manager.OpenStores(), 1);
+}
+
 }  // namespace
 }  // namespace locrit

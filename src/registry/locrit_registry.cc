@@ -15,13 +15,17 @@
 namespace locrit {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Forward migrations, applied in order to a registry at an older version: migration i takes
 // version i + 1 to i + 2 (kSchema is version 1). Each runs in the opening transaction.
 constexpr const char* kMigrations[] = {
     // 2: a Locrit's embedding model (hybrid retrieval); NULL means none.
     "ALTER TABLE locrits ADD COLUMN embedding_model TEXT",
+    // 3: the directories of deleted Locrits, never assigned again (a purge may have failed
+    // half-way, and a new Locrit must never inherit an old one's memory).
+    "CREATE TABLE retired_slugs(slug TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " retired_at INTEGER NOT NULL) STRICT",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion - 1);
 
@@ -53,11 +57,35 @@ CREATE TABLE IF NOT EXISTS locrits(
 ) STRICT;
 )sql";
 
-constexpr const char* kColumns =
-    "slug, name, name_key, description, system_prompt, model, llm_provider, llm_url, active, "
-    "public_address, open_humans, open_locrits, open_invitations, open_internet, open_platform, "
-    "access_logs, access_quick_memory, access_full_memory, access_llm_info, max_messages, "
-    "context_messages, created_at, updated_at, embedding_model";
+// The row's columns, in the order BindRow numbers them (?1 ... ?24) and ReadRow reads them.
+constexpr const char* kColumnNames[] = {
+    "slug", "name", "name_key", "description", "system_prompt", "model", "llm_provider", "llm_url",
+    "active", "public_address", "open_humans", "open_locrits", "open_invitations", "open_internet",
+    "open_platform", "access_logs", "access_quick_memory", "access_full_memory",
+    "access_llm_info", "max_messages", "context_messages", "created_at", "updated_at",
+    "embedding_model"};
+constexpr int kColumnCount = static_cast<int>(std::size(kColumnNames));
+
+std::string ColumnList() {
+  std::string out;
+  for (const char* column : kColumnNames) out += std::string(out.empty() ? "" : ", ") + column;
+  return out;
+}
+
+std::string InsertSql() {
+  std::string values;
+  for (int i = 1; i <= kColumnCount; ++i) values += (i == 1 ? "?" : ",?") + std::to_string(i);
+  return "INSERT INTO locrits(" + ColumnList() + ") VALUES(" + values + ")";
+}
+
+// Every column but the key (slug, ?1).
+std::string UpdateSql() {
+  std::string set;
+  for (int i = 2; i <= kColumnCount; ++i) {
+    set += std::string(i == 2 ? "" : ", ") + kColumnNames[i - 1] + "=?" + std::to_string(i);
+  }
+  return "UPDATE locrits SET " + set + " WHERE slug=?1";
+}
 
 Status SqliteError(sqlite3* db, int rc, std::string_view what) {
   const std::string message =
@@ -155,6 +183,33 @@ std::string Hex8(uint64_t v) {
   return out;
 }
 
+void BindRow(Statement& s, const LocritConfig& config) {
+  s.Text(1, config.slug);
+  s.Text(2, config.name);
+  s.Text(3, LocritNameKey(config.name));
+  s.Text(4, config.description);
+  s.OptionalText(5, config.system_prompt);
+  s.Text(6, config.model);
+  s.Text(7, std::string(LocritProviderName(config.llm.provider)));
+  s.OptionalText(8, config.llm.url);
+  s.Int(9, config.active);
+  s.OptionalText(10, config.public_address);
+  s.Int(11, config.open_to.humans);
+  s.Int(12, config.open_to.locrits);
+  s.Int(13, config.open_to.invitations);
+  s.Int(14, config.open_to.internet);
+  s.Int(15, config.open_to.platform);
+  s.Int(16, config.access_to.logs);
+  s.Int(17, config.access_to.quick_memory);
+  s.Int(18, config.access_to.full_memory);
+  s.Int(19, config.access_to.llm_info);
+  s.Int(20, config.memory.max_messages);
+  s.Int(21, config.memory.context_messages);
+  s.Int(22, config.created_at);
+  s.Int(23, config.updated_at);
+  s.OptionalText(24, config.embedding_model);
+}
+
 Result<LocritConfig> ReadRow(const Statement& s) {
   LocritConfig c;
   c.slug = s.ColumnText(0);
@@ -236,7 +291,7 @@ LocritRegistry::LocritRegistry(RegistryOptions options, sqlite3* db)
 LocritRegistry::~LocritRegistry() { sqlite3_close(db_); }
 
 Status LocritRegistry::Load() {
-  Statement s(db_, std::string("SELECT ") + kColumns + " FROM locrits");
+  Statement s(db_, "SELECT " + ColumnList() + " FROM locrits");
   RETURN_IF_ERROR(s.prepared());
   std::map<std::string, LocritConfig> loaded;
   for (;;) {
@@ -246,8 +301,18 @@ Status LocritRegistry::Load() {
     ASSIGN_OR_RETURN(LocritConfig config, ReadRow(s));
     loaded.emplace(LocritNameKey(config.name), std::move(config));
   }
+  Statement r(db_, "SELECT slug FROM retired_slugs");
+  RETURN_IF_ERROR(r.prepared());
+  std::set<std::string> retired;
+  for (;;) {
+    const int rc = sqlite3_step(r.get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "registry: load retired slugs");
+    retired.insert(r.ColumnText(0));
+  }
   std::lock_guard lock(mu_);
   by_key_ = std::move(loaded);
+  retired_slugs_ = std::move(retired);
   return Status::Ok();
 }
 
@@ -256,6 +321,7 @@ Result<std::string> LocritRegistry::ChooseSlug(const std::string& name) const {
   {
     std::lock_guard lock(mu_);
     for (const auto& [key, config] : by_key_) used.insert(config.slug);
+    used.insert(retired_slugs_.begin(), retired_slugs_.end());
   }
   auto free = [&](const std::string& slug) {
     if (used.count(slug) != 0) return false;
@@ -286,34 +352,9 @@ Result<LocritConfig> LocritRegistry::Create(LocritConfig config) {
   ASSIGN_OR_RETURN(config.slug, ChooseSlug(config.name));
   config.created_at = config.updated_at = options_.clock->NowMillis();
 
-  Statement s(db_, std::string("INSERT INTO locrits(") + kColumns +
-                       ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,"
-                       "?19,?20,?21,?22,?23,?24)");
+  Statement s(db_, InsertSql());
   RETURN_IF_ERROR(s.prepared());
-  s.Text(1, config.slug);
-  s.Text(2, config.name);
-  s.Text(3, key);
-  s.Text(4, config.description);
-  s.OptionalText(5, config.system_prompt);
-  s.Text(6, config.model);
-  s.Text(7, std::string(LocritProviderName(config.llm.provider)));
-  s.OptionalText(8, config.llm.url);
-  s.Int(9, config.active);
-  s.OptionalText(10, config.public_address);
-  s.Int(11, config.open_to.humans);
-  s.Int(12, config.open_to.locrits);
-  s.Int(13, config.open_to.invitations);
-  s.Int(14, config.open_to.internet);
-  s.Int(15, config.open_to.platform);
-  s.Int(16, config.access_to.logs);
-  s.Int(17, config.access_to.quick_memory);
-  s.Int(18, config.access_to.full_memory);
-  s.Int(19, config.access_to.llm_info);
-  s.Int(20, config.memory.max_messages);
-  s.Int(21, config.memory.context_messages);
-  s.Int(22, config.created_at);
-  s.Int(23, config.updated_at);
-  s.OptionalText(24, config.embedding_model);
+  BindRow(s, config);
   // One statement in autocommit mode is one transaction: all of the row or none of it.
   const int rc = sqlite3_step(s.get());
   if (rc != SQLITE_DONE) return SqliteError(db_, rc, "registry: create " + config.name);
@@ -321,6 +362,85 @@ Result<LocritConfig> LocritRegistry::Create(LocritConfig config) {
   std::lock_guard lock(mu_);
   by_key_.emplace(key, config);
   return config;
+}
+
+Result<LocritConfig> LocritRegistry::Update(std::string_view name, const Mutation& mutate) {
+  std::lock_guard write(write_mu_);
+  ASSIGN_OR_RETURN(const LocritConfig current, Get(name));
+  LocritConfig next = current;
+  RETURN_IF_ERROR(mutate(next));
+  next.slug = current.slug;
+  next.created_at = current.created_at;
+  RETURN_IF_ERROR(ValidateLocritConfig(next));
+  const std::string old_key = LocritNameKey(current.name);
+  const std::string new_key = LocritNameKey(next.name);
+  if (new_key != old_key) {
+    std::lock_guard lock(mu_);
+    if (auto it = by_key_.find(new_key); it != by_key_.end()) {
+      return AlreadyExistsError("a Locrit named " + it->second.name + " already exists");
+    }
+  }
+  next.updated_at = std::max(options_.clock->NowMillis(), current.updated_at);
+
+  Statement s(db_, UpdateSql());
+  RETURN_IF_ERROR(s.prepared());
+  BindRow(s, next);
+  // One statement in autocommit mode is one transaction.
+  const int rc = sqlite3_step(s.get());
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "registry: update " + current.name);
+  if (sqlite3_changes(db_) != 1) {
+    return InternalError("registry: the row of " + current.name + " is missing on disk");
+  }
+
+  std::lock_guard lock(mu_);
+  by_key_.erase(old_key);
+  by_key_.insert_or_assign(new_key, next);
+  return next;
+}
+
+Result<LocritConfig> LocritRegistry::Rename(std::string_view name, std::string new_name) {
+  return Update(name, [&new_name](LocritConfig& config) {
+    config.name = std::move(new_name);
+    return Status::Ok();
+  });
+}
+
+Result<LocritConfig> LocritRegistry::Toggle(std::string_view name) {
+  return Update(name, [](LocritConfig& config) {
+    config.active = !config.active;
+    return Status::Ok();
+  });
+}
+
+Result<LocritConfig> LocritRegistry::Delete(std::string_view name) {
+  std::lock_guard write(write_mu_);
+  ASSIGN_OR_RETURN(const LocritConfig current, Get(name));
+  RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+  auto run = [&]() -> Status {
+    Statement remove(db_, "DELETE FROM locrits WHERE slug=?1");
+    RETURN_IF_ERROR(remove.prepared());
+    remove.Text(1, current.slug);
+    int rc = sqlite3_step(remove.get());
+    if (rc != SQLITE_DONE) return SqliteError(db_, rc, "registry: delete " + current.name);
+    Statement retire(db_,
+                     "INSERT OR IGNORE INTO retired_slugs(slug, name, retired_at) VALUES(?1,?2,?3)");
+    RETURN_IF_ERROR(retire.prepared());
+    retire.Text(1, current.slug);
+    retire.Text(2, current.name);
+    retire.Int(3, options_.clock->NowMillis());
+    rc = sqlite3_step(retire.get());
+    if (rc != SQLITE_DONE) return SqliteError(db_, rc, "registry: retire " + current.slug);
+    return Exec(db_, "COMMIT");
+  };
+  if (Status status = run(); !status.ok()) {
+    (void)Exec(db_, "ROLLBACK");
+    return status;
+  }
+
+  std::lock_guard lock(mu_);
+  by_key_.erase(LocritNameKey(current.name));
+  retired_slugs_.insert(current.slug);
+  return current;
 }
 
 Result<LocritConfig> LocritRegistry::Get(std::string_view name) const {

@@ -7,14 +7,19 @@
 // Names are unique case-insensitively (LocritNameKey). A Locrit's slug (its memory directory) is
 // assigned once at creation: SlugBase(name), with a short hash suffix when the base is empty,
 // already used by another Locrit, or names an existing directory under `locrits_dir` (memory left
-// by a Locrit deleted without purge is never inherited by a new one).
+// by a Locrit deleted without purge is never inherited by a new one). A slug is never assigned
+// twice: Delete retires it (table retired_slugs), so a stale request naming a deleted Locrit's
+// memory can never reach a later Locrit's.
 //
-// Thread-safe. Create does file I/O: call it from a work-pool thread, not a network thread.
+// Thread-safe. Create, Update, Rename, Toggle and Delete do file I/O: call them from a work-pool
+// thread, not a network thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +53,25 @@ class LocritRegistry {
   // taken (case-insensitively). Returns the stored definition.
   Result<LocritConfig> Create(LocritConfig config);
 
+  // Changes the definition of `name` in one transaction: `mutate` edits a copy of the current
+  // definition (under the write lock, so read-modify-write is atomic) and may fail, with its
+  // error returned as is. The result is validated; its name may differ (a rename: the slug, hence
+  // the memory, stays). slug and created_at are kept whatever `mutate` does; updated_at is set.
+  // not_found, invalid_argument, already_exists when the new name is another Locrit's.
+  using Mutation = std::function<Status(LocritConfig&)>;
+  Result<LocritConfig> Update(std::string_view name, const Mutation& mutate);
+
+  // Update that only changes the name (case changes included).
+  Result<LocritConfig> Rename(std::string_view name, std::string new_name);
+
+  // Update that flips `active`.
+  Result<LocritConfig> Toggle(std::string_view name);
+
+  // Removes `name` and retires its slug, in one transaction; returns the removed definition (its
+  // slug says which memory directory to purge, if any). Nothing on disk besides registry.db is
+  // touched. not_found.
+  Result<LocritConfig> Delete(std::string_view name);
+
   // The Locrit called `name`, compared case-insensitively. not_found otherwise.
   Result<LocritConfig> Get(std::string_view name) const;
 
@@ -66,6 +90,7 @@ class LocritRegistry {
   std::mutex write_mu_;        // Serialises writers; held across their I/O.
   mutable std::mutex mu_;      // Guards the copy below; never held across I/O.
   std::map<std::string, LocritConfig> by_key_;  // GUARDED_BY(mu_): LocritNameKey -> definition.
+  std::set<std::string> retired_slugs_;         // GUARDED_BY(mu_): slugs of deleted Locrits.
 };
 
 }  // namespace locrit

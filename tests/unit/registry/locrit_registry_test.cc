@@ -206,6 +206,150 @@ TEST_F(LocritRegistryTest, GetUnknownIsNotFound) {
   EXPECT_THAT((*registry)->Get("bad\xff"), StatusIs(StatusCode::kNotFound));
 }
 
+TEST_F(LocritRegistryTest, UpdateChangesFieldsButNeverTheSlugOrCreationTime) {
+  {
+    auto registry = Open();
+    ASSERT_THAT(registry, IsOk());
+    auto bob = (*registry)->Create(Named("Bob"));
+    ASSERT_THAT(bob, IsOk());
+    clock_.AdvanceMillis(1000);
+    auto updated = (*registry)->Update("BOB", [](LocritConfig& c) {
+      c.description = "nouvelle description";
+      c.system_prompt = "Tu es Bob.";
+      c.llm = {LocritProvider::kOpenAi, "https://llm.example/v1"};
+      c.model = "gpt-x";
+      c.open_to.internet = true;
+      c.memory.context_messages = 3;
+      c.slug = "elsewhere";     // Ignored: the memory never moves.
+      c.created_at = 1;         // Ignored.
+      return Status::Ok();
+    });
+    ASSERT_THAT(updated, IsOk());
+    EXPECT_EQ(updated->slug, bob->slug);
+    EXPECT_EQ(updated->created_at, bob->created_at);
+    EXPECT_EQ(updated->updated_at, bob->created_at + 1000);
+  }
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  auto bob = (*registry)->Get("bob");
+  ASSERT_THAT(bob, IsOk());
+  EXPECT_EQ(bob->description, "nouvelle description");
+  EXPECT_EQ(bob->system_prompt, "Tu es Bob.");
+  EXPECT_EQ(bob->llm.provider, LocritProvider::kOpenAi);
+  EXPECT_EQ(bob->llm.url, "https://llm.example/v1");
+  EXPECT_EQ(bob->model, "gpt-x");
+  EXPECT_TRUE(bob->open_to.internet);
+  EXPECT_EQ(bob->memory.context_messages, 3);
+  EXPECT_EQ(bob->slug, "bob");
+}
+
+TEST_F(LocritRegistryTest, AFailedOrInvalidUpdateChangesNothing) {
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  ASSERT_THAT((*registry)->Create(Named("Bob")), IsOk());
+  auto refused = (*registry)->Update("Bob", [](LocritConfig& c) {
+    c.description = "à moitié";
+    return InvalidArgumentError("model must be a string");
+  });
+  EXPECT_THAT(refused, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_EQ(refused.status().message(), "model must be a string");
+  auto invalid = (*registry)->Update("Bob", [](LocritConfig& c) {
+    c.description = "à moitié";
+    c.memory.context_messages = 5000;
+    return Status::Ok();
+  });
+  EXPECT_THAT(invalid, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_EQ((*registry)->Get("Bob")->description, "un Locrit de test");
+  EXPECT_EQ(RawSql(dir_.File("registry.db")).Text("SELECT description FROM locrits"),
+            "un Locrit de test");
+  EXPECT_THAT((*registry)->Update("Nobody", [](LocritConfig&) { return Status::Ok(); }),
+              StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(LocritRegistryTest, RenameKeepsTheSlugAndRefusesATakenName) {
+  {
+    auto registry = Open();
+    ASSERT_THAT(registry, IsOk());
+    auto bob = (*registry)->Create(Named("Bob Technique"));
+    ASSERT_THAT(bob, IsOk());
+    ASSERT_THAT((*registry)->Create(Named("Alice")), IsOk());
+
+    auto renamed = (*registry)->Rename("bob technique", "Robert");
+    ASSERT_THAT(renamed, IsOk());
+    EXPECT_EQ(renamed->name, "Robert");
+    EXPECT_EQ(renamed->slug, "bob-technique") << "the memory directory does not move";
+    EXPECT_THAT((*registry)->Get("Bob Technique"), StatusIs(StatusCode::kNotFound));
+
+    auto taken = (*registry)->Rename("Robert", "ALICE");
+    EXPECT_THAT(taken, StatusIs(StatusCode::kAlreadyExists));
+    EXPECT_THAT(taken.status().message(), HasSubstr("Alice"));
+    EXPECT_THAT((*registry)->Rename("Robert", "a/b"), StatusIs(StatusCode::kInvalidArgument));
+    EXPECT_THAT((*registry)->Rename("Robert", ""), StatusIs(StatusCode::kInvalidArgument));
+    // A change of case only is the same key: allowed.
+    ASSERT_THAT((*registry)->Rename("Robert", "ROBERT"), IsOk());
+    EXPECT_EQ((*registry)->Count(), 2u);
+    // The old name is free again, for a new Locrit with its own memory.
+    auto fresh = (*registry)->Create(Named("Bob Technique"));
+    ASSERT_THAT(fresh, IsOk());
+    EXPECT_NE(fresh->slug, "bob-technique");
+  }
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  auto robert = (*registry)->Get("robert");
+  ASSERT_THAT(robert, IsOk());
+  EXPECT_EQ(robert->name, "ROBERT");
+  EXPECT_EQ(robert->slug, "bob-technique");
+}
+
+TEST_F(LocritRegistryTest, ToggleFlipsActiveDurably) {
+  {
+    auto registry = Open();
+    ASSERT_THAT(registry, IsOk());
+    ASSERT_THAT((*registry)->Create(Named("Bob")), IsOk());
+    auto off = (*registry)->Toggle("bob");
+    ASSERT_THAT(off, IsOk());
+    EXPECT_FALSE(off->active);
+    EXPECT_FALSE((*registry)->Get("Bob")->active);
+  }
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  EXPECT_FALSE((*registry)->Get("Bob")->active);
+  auto on = (*registry)->Toggle("Bob");
+  ASSERT_THAT(on, IsOk());
+  EXPECT_TRUE(on->active);
+  EXPECT_THAT((*registry)->Toggle("Nobody"), StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(LocritRegistryTest, DeleteRemovesTheLocritAndRetiresItsSlugForGood) {
+  std::string old_slug;
+  {
+    auto registry = Open();
+    ASSERT_THAT(registry, IsOk());
+    auto bob = (*registry)->Create(Named("Bob"));
+    ASSERT_THAT(bob, IsOk());
+    old_slug = bob->slug;
+    auto deleted = (*registry)->Delete("BOB");
+    ASSERT_THAT(deleted, IsOk());
+    EXPECT_EQ(deleted->slug, old_slug);
+    EXPECT_THAT((*registry)->Get("Bob"), StatusIs(StatusCode::kNotFound));
+    EXPECT_EQ((*registry)->Count(), 0u);
+    EXPECT_THAT((*registry)->Delete("Bob"), StatusIs(StatusCode::kNotFound));
+    // No directory was ever created for it, yet the new Bob gets another slug.
+    auto again = (*registry)->Create(Named("Bob"));
+    ASSERT_THAT(again, IsOk());
+    EXPECT_NE(again->slug, old_slug);
+    ASSERT_THAT((*registry)->Delete("Bob"), IsOk());
+  }
+  RawSql sql(dir_.File("registry.db"));
+  EXPECT_EQ(sql.Text("SELECT count(*) FROM locrits"), "0");
+  EXPECT_EQ(sql.Text("SELECT count(*) FROM retired_slugs"), "2");
+  auto registry = Open();
+  ASSERT_THAT(registry, IsOk());
+  auto third = (*registry)->Create(Named("Bob"));
+  ASSERT_THAT(third, IsOk());
+  EXPECT_NE(third->slug, old_slug) << "retired slugs survive a reopen";
+}
+
 TEST_F(LocritRegistryTest, AFileThatIsNotARegistryIsReportedNeverReplaced) {
   {
     std::ofstream out(dir_.File("registry.db"), std::ios::binary);
@@ -223,8 +367,8 @@ TEST_F(LocritRegistryTest, AnEmptyEmbeddingModelIsRefused) {
   EXPECT_THAT((*registry)->Create(bad), StatusIs(StatusCode::kInvalidArgument));
 }
 
-// A registry.db written by the first schema (no embedding_model column) opens, keeps its
-// Locrits, and is migrated forward for good.
+// A registry.db written by the first schema (no embedding_model column, no retired slugs) opens,
+// keeps its Locrits, and is migrated forward for good.
 TEST_F(LocritRegistryTest, AVersion1RegistryIsMigratedForward) {
   {
     RawSql sql(dir_.File("registry.db"));
@@ -256,7 +400,8 @@ PRAGMA user_version=1;
     ASSERT_THAT((*registry)->Create(hybrid), IsOk());
   }
   RawSql sql(dir_.File("registry.db"));
-  EXPECT_EQ(sql.Text("PRAGMA user_version"), "2");
+  EXPECT_EQ(sql.Text("PRAGMA user_version"), "3");
+  EXPECT_EQ(sql.Text("SELECT count(*) FROM retired_slugs"), "0") << "migration 3 ran too";
   EXPECT_EQ(sql.Text("SELECT embedding_model FROM locrits WHERE name = 'Hybrid'"),
             "nomic-embed-text");
   auto registry = Open();

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -115,6 +116,16 @@ class Api {
  private:
   // Route groups; each answers every request under its prefixes.
   void RouteLocrits(const Route& route);        // api_locrits.cc
+  // The operator's Locrit routes (api_locrits.cc). Registry writes run on options_.pool.
+  void CreateLocrit(const Route& route);
+  void UpdateLocrit(const Route& route, const LocritConfig& locrit);
+  void RenameLocrit(const Route& route, const LocritConfig& locrit);
+  void ToggleLocrit(const Route& route, const LocritConfig& locrit);
+  void DeleteLocrit(const Route& route, const LocritConfig& locrit);
+  void ListLlmModels(const Route& route);
+  // Runs `work` (which answers the request itself) on options_.pool, or answers 503 when the
+  // pool no longer takes work.
+  void RunWork(const Route& route, std::function<void()> work) const;
   void RouteMemory(const Route& route, const LocritConfig& locrit);  // api_memory.cc
   void RouteConversations(const Route& route);  // api_conversations.cc
   void RoutePublic(const Route& route);         // api_public.cc

@@ -8,17 +8,20 @@
 #include <boost/json.hpp>
 #include <algorithm>
 #include <chrono>
-#include <map>
-#include <future>
 #include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
 #include "base/thread_pool.h"
+#include "llm/llm_runtime.h"
 #include "memory/memory_manager.h"
 #include "server/admin_tokens.h"
 #include "server/http_errors.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fake_llm_server.h"
 #include "tests/support/matchers.h"
 #include "tests/support/temp_dir.h"
 
@@ -27,6 +30,7 @@ namespace {
 
 namespace json = boost::json;
 using ::locrit::testing::FakeClock;
+using ::locrit::testing::FakeLlmServer;
 using ::locrit::testing::IsOk;
 using ::locrit::testing::StatusIs;
 using ::locrit::testing::TempDir;
@@ -124,6 +128,7 @@ class ApiTest : public ::testing::Test {
     RegistryOptions registry;
     registry.path = dir_.File("registry.db");
     registry.clock = &clock_;
+    registry.locrits_dir = (dir_.path() / "locrits").string();
     registry_ = std::move(LocritRegistry::Open(registry).value());
     LocritConfig bob;
     bob.name = "Bob Technique";
@@ -157,6 +162,7 @@ class ApiTest : public ::testing::Test {
     api.memory = memory_.get();
     api.conversations = conversations_.get();
     api.pool = &pool_;
+    api.llm = &llm_;
     api.clock = &clock_;
     api.version = "9.9.9";
     api.max_message_chars = 10;
@@ -186,6 +192,7 @@ class ApiTest : public ::testing::Test {
   FakeClock clock_;
   IdGenerator ids_{&clock_, 7};
   ThreadPool pool_{2};
+  LlmRuntime llm_;
   std::unique_ptr<LocritRegistry> registry_;
   std::unique_ptr<ConversationStore> conversations_;
   std::unique_ptr<MemoryManager> memory_;
@@ -967,6 +974,359 @@ TEST_F(MemoryApiTest, PublicCallersReadOnlyWhatTheLocritShares) {
   EXPECT_EQ(CallOn(*api, "GET", "/api/locrits/Endormi/memory/stats").first, 403);  // Inactive.
   // Writes and everything else under /api/locrits stay the operator's: 401, asking for a token.
   EXPECT_EQ(CallOn(*api, "GET", "/api/locrits/Full").first, 401);
+}
+
+// ---- The operator's Locrit routes ----
+
+std::string ErrorText(const HttpResponse& r) {
+  return std::string(json::parse(r.body).as_object()["error"].as_string());
+}
+
+TEST_F(ApiTest, CreateAnswers201WithTheLocritAndItsDefaults) {
+  auto [created, r1] = Call("POST", "/api/locrits",
+                            R"({"name":"Élodie","description":"ingénieure","unknown":1})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  json::object body = Body(created);
+  EXPECT_EQ(body["success"], true);
+  json::object locrit = body["locrit"].as_object();
+  EXPECT_EQ(locrit["name"], "Élodie");
+  EXPECT_EQ(locrit["description"], "ingénieure");
+  EXPECT_TRUE(locrit["system_prompt"].is_null());
+  EXPECT_EQ(locrit["model"], "recall") << "no server default model: the recall responder";
+  EXPECT_EQ(locrit["llm"].as_object()["provider"], "recall");
+  EXPECT_EQ(locrit["active"], true);
+  EXPECT_EQ(locrit["open_to"].as_object()["humans"], true);
+  EXPECT_EQ(locrit["open_to"].as_object()["internet"], false);
+  EXPECT_EQ(locrit["access_to"].as_object()["quick_memory"], true);
+  EXPECT_EQ(locrit["access_to"].as_object()["full_memory"], false);
+  EXPECT_EQ(locrit["memory"].as_object()["max_messages"], 5000);
+  EXPECT_EQ(locrit["memory"].as_object()["context_messages"], 20);
+  EXPECT_TRUE(locrit["created_at"].is_string());
+  ASSERT_THAT(registry_->Get("élodie"), IsOk()) << "stored";
+
+  // The old app's path and field names.
+  auto [legacy, r2] = Call("POST", "/api/create-locrit",
+                           R"({"name":"Ollie","description":"d","ollama_model":"llama3.2",
+                               "ollama_url":"http://gpu.lan:11434"})");
+  ASSERT_EQ(legacy.status, 201) << legacy.body;
+  json::object ollie = Body(legacy)["locrit"].as_object();
+  EXPECT_EQ(ollie["model"], "llama3.2");
+  EXPECT_EQ(ollie["llm"].as_object()["provider"], "ollama");
+  EXPECT_EQ(ollie["llm"].as_object()["url"], "http://gpu.lan:11434");
+
+  auto [full, r3] = Call("POST", "/api/locrits", R"({"name":"Full","description":"d",
+      "system_prompt":"Tu es Full.","model":"gpt-x","ollama_model":"ignored",
+      "llm":{"provider":"openai","url":"https://llm.example/v1"},"active":false,
+      "public_address":"full@locrit.example","open_to":{"internet":true},
+      "access_to":{"full_memory":true,"logs":false},"memory":{"max_messages":0,"context_messages":3}})");
+  ASSERT_EQ(full.status, 201) << full.body;
+  json::object f = Body(full)["locrit"].as_object();
+  EXPECT_EQ(f["model"], "gpt-x") << "the canonical field wins over its alias";
+  EXPECT_EQ(f["llm"].as_object()["provider"], "openai");
+  EXPECT_EQ(f["active"], false);
+  EXPECT_EQ(f["public_address"], "full@locrit.example");
+  EXPECT_EQ(f["open_to"].as_object()["internet"], true);
+  EXPECT_EQ(f["open_to"].as_object()["humans"], true);
+  EXPECT_EQ(f["access_to"].as_object()["logs"], false);
+  EXPECT_EQ(f["memory"].as_object()["context_messages"], 3);
+  EXPECT_EQ(Body(Call("GET", "/api/locrits").first)["count"], 5);
+}
+
+TEST_F(ApiTest, CreateRefusesDuplicatesAndBadBodies) {
+  auto [duplicate, r1] =
+      Call("POST", "/api/locrits", R"({"name":"bob TECHNIQUE","description":"d"})");
+  EXPECT_EQ(duplicate.status, 409);
+  EXPECT_EQ(Body(duplicate)["code"], "conflict");
+  EXPECT_THAT(ErrorText(duplicate), HasSubstr("Bob Technique"));
+  auto [media, r2] = Call("POST", "/api/locrits", R"({"name":"x","description":"d"})", "text/plain");
+  EXPECT_EQ(media.status, 415);
+  EXPECT_EQ(Body(media)["code"], "unsupported_media_type");
+  auto [method, r3] = Call("DELETE", "/api/locrits");
+  EXPECT_EQ(method.status, 405);
+  EXPECT_THAT(method.headers, ElementsAre(std::pair<std::string, std::string>("Allow", "GET, POST")));
+  EXPECT_EQ(Call("GET", "/api/create-locrit").first.status, 405);
+
+  struct Case {
+    std::string body;
+    const char* field;
+  };
+  const Case cases[] = {
+      {R"({"description":"d"})", "name is required"},
+      {R"({"name":"x"})", "description is required"},
+      {R"({"name":"x","description":"  "})", "description"},
+      {R"({"name":7,"description":"d"})", "name must be a string"},
+      {R"({"name":"a/b","description":"d"})", "name"},
+      {R"({"name":"","description":"d"})", "name"},
+      {R"({"name":"x","description":"d","system_prompt":5})", "system_prompt"},
+      {R"({"name":"x","description":"d","model":5})", "model"},
+      {R"({"name":"x","description":"d","ollama_model":[]})", "ollama_model"},
+      {R"({"name":"x","description":"d","llm":"ollama"})", "llm must be an object"},
+      {R"({"name":"x","description":"d","llm":{"provider":"gpt"}})", "llm.provider"},
+      {R"({"name":"x","description":"d","llm":{"provider":"ollama"}})", "model is required"},
+      {R"({"name":"x","description":"d","model":"m","llm":{"provider":"openai"}})", "llm.url"},
+      {R"({"name":"x","description":"d","model":"m","llm":{"url":"ftp://x"}})", "llm.url"},
+      {R"({"name":"x","description":"d","model":"m","ollama_url":"not a url"})", "llm.url"},
+      {R"({"name":"x","description":"d","llm":{"url":3}})", "llm.url"},
+      {R"({"name":"x","description":"d","active":"yes"})", "active"},
+      {R"({"name":"x","description":"d","public_address":[]})", "public_address"},
+      {R"({"name":"x","description":"d","open_to":{"internet":1}})", "open_to.internet"},
+      {R"({"name":"x","description":"d","open_to":true})", "open_to"},
+      {R"({"name":"x","description":"d","access_to":{"llm_info":null}})", "access_to.llm_info"},
+      {R"({"name":"x","description":"d","memory":{"context_messages":5000}})",
+       "memory.context_messages"},
+      {R"({"name":"x","description":"d","memory":{"context_messages":2.5}})",
+       "memory.context_messages"},
+      {R"({"name":"x","description":"d","memory":{"max_messages":-1}})", "memory.max_messages"},
+      {R"({"name":"x","description":"d","memory":{"max_messages":99999999999999999999}})",
+       "memory.max_messages"},
+      {R"({"name":"x","description":"d\u0000"})", "description"},
+      {"{\"name\":\"x\",\"description\":\"" + std::string(4097, 'd') + "\"}", "description"},
+      {"[1]", "object"},
+  };
+  for (const Case& c : cases) {
+    auto [response, r] = Call("POST", "/api/locrits", c.body);
+    EXPECT_EQ(response.status, 400) << c.body;
+    EXPECT_EQ(Body(response)["code"], "invalid_argument") << c.body;
+    EXPECT_THAT(ErrorText(response), HasSubstr(c.field)) << c.body;
+  }
+  EXPECT_EQ(registry_->Count(), 2u) << "nothing was created";
+}
+
+TEST_F(ApiTest, UpdateChangesOnlyTheFieldsSent) {
+  auto [put, r1] = Call("PUT", "/api/locrits/bob%20technique",
+                        R"({"description":"nouvelle","system_prompt":"Tu es Bob.",
+                            "open_to":{"internet":true},"memory":{"context_messages":4}})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  json::object bob = Body(put)["locrit"].as_object();
+  EXPECT_EQ(Body(put)["success"], true);
+  EXPECT_EQ(bob["description"], "nouvelle");
+  EXPECT_EQ(bob["system_prompt"], "Tu es Bob.");
+  EXPECT_EQ(bob["open_to"].as_object()["internet"], true);
+  EXPECT_EQ(bob["open_to"].as_object()["humans"], true);
+  EXPECT_EQ(bob["memory"].as_object()["context_messages"], 4);
+  EXPECT_EQ(bob["memory"].as_object()["max_messages"], 5000);
+
+  auto [patch, r2] = Call("PATCH", "/api/locrits/Bob%20Technique", R"({"system_prompt":null})");
+  ASSERT_EQ(patch.status, 200) << patch.body;
+  EXPECT_TRUE(Body(patch)["locrit"].as_object()["system_prompt"].is_null()) << "null clears";
+  auto [config, r3] = Call("PUT", "/api/locrits/Bob%20Technique/config",
+                           R"({"ollama_model":"llama3.2"})");
+  ASSERT_EQ(config.status, 200) << config.body;
+  json::object llm = Body(config)["locrit"].as_object()["llm"].as_object();
+  EXPECT_EQ(llm["provider"], "ollama") << "a model given to a recall Locrit means Ollama";
+  EXPECT_EQ(Body(config)["locrit"].as_object()["model"], "llama3.2");
+
+  const LocritConfig stored = registry_->Get("Bob Technique").value();
+  EXPECT_EQ(stored.description, "nouvelle");
+  EXPECT_EQ(stored.model, "llama3.2");
+  EXPECT_EQ(stored.memory.context_messages, 4);
+  // GET shows the same.
+  EXPECT_EQ(Body(Call("GET", "/api/locrits/Bob%20Technique").first)["locrit"].as_object()["model"],
+            "llama3.2");
+
+  auto [hybrid, r4] = Call("PATCH", "/api/locrits/Bob%20Technique",
+                           R"({"embedding_model":"nomic-embed-text"})");
+  ASSERT_EQ(hybrid.status, 200) << hybrid.body;
+  EXPECT_EQ(Body(hybrid)["locrit"].as_object()["embedding_model"], "nomic-embed-text");
+  EXPECT_EQ(registry_->Get("Bob Technique")->embedding_model, "nomic-embed-text");
+  auto [plain, r5] = Call("PATCH", "/api/locrits/Bob%20Technique", R"({"embedding_model":""})");
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_TRUE(Body(plain)["locrit"].as_object()["embedding_model"].is_null()) << "empty clears";
+  EXPECT_EQ(Call("PATCH", "/api/locrits/Bob%20Technique", R"({"embedding_model":7})").first.status,
+            400);
+}
+
+TEST_F(ApiTest, UpdateErrorsChangeNothing) {
+  struct Case {
+    std::string method;
+    std::string target;
+    std::string body;
+    std::string content_type;
+    int status;
+    const char* code;
+    const char* mentions;
+  };
+  const std::string bob = "/api/locrits/Bob%20Technique";
+  const Case cases[] = {
+      {"PUT", "/api/locrits/Nobody", "{}", "application/json", 404, "not_found", "Nobody"},
+      {"PUT", bob, R"({"description":"x"})", "text/plain", 415, "unsupported_media_type", "JSON"},
+      {"PUT", bob, "{", "application/json", 400, "invalid_argument", "JSON"},
+      {"PUT", bob, R"({"description":"x","active":"no"})", "application/json", 400,
+       "invalid_argument", "active"},
+      {"PATCH", bob, R"({"description":"x","memory":{"context_messages":-1}})",
+       "application/json", 400, "invalid_argument", "memory.context_messages"},
+      {"PUT", bob, R"({"description":"x","name":"endormi"})", "application/json", 409, "conflict",
+       "Endormi"},
+      {"PUT", bob, R"({"description":"x","name":"a\\b"})", "application/json", 400,
+       "invalid_argument", "name"},
+      {"POST", bob, "{}", "application/json", 405, "method_not_allowed", "GET, PUT, PATCH, DELETE"},
+      {"DELETE", bob + "/config", "", "", 405, "method_not_allowed", "GET, PUT"},
+  };
+  for (const Case& c : cases) {
+    auto [response, r] = Call(c.method, c.target, c.body, c.content_type);
+    EXPECT_EQ(response.status, c.status) << c.method << " " << c.body;
+    EXPECT_EQ(Body(response)["code"], c.code) << c.body;
+    EXPECT_THAT(ErrorText(response), HasSubstr(c.mentions)) << c.body;
+  }
+  EXPECT_EQ(registry_->Get("Bob Technique")->description, "technicien");
+  EXPECT_TRUE(registry_->Get("Bob Technique")->active);
+}
+
+TEST_F(ApiTest, RenameKeepsTheMemoryAndFreesTheOldName) {
+  auto [first, r1] = Call("POST", "/api/locrits/Bob%20Technique/chat",
+                          R"({"message":"zanzibar"})");
+  ASSERT_EQ(first.status, 200) << first.body;
+  const std::string session(Body(first)["session_id"].as_string());
+  const std::string slug = registry_->Get("Bob Technique")->slug;
+
+  auto [renamed, r2] =
+      Call("POST", "/api/locrits/bob%20technique/rename", R"({"new_name":"Robert"})");
+  ASSERT_EQ(renamed.status, 200) << renamed.body;
+  EXPECT_EQ(Body(renamed)["success"], true);
+  EXPECT_EQ(Body(renamed)["old_name"], "Bob Technique");
+  EXPECT_EQ(Body(renamed)["new_name"], "Robert");
+  EXPECT_EQ(Call("GET", "/api/locrits/Bob%20Technique").first.status, 404);
+  EXPECT_EQ(registry_->Get("Robert")->slug, slug);
+
+  // The recall responder quotes the session's earlier message: the memory followed.
+  auto [again, r3] = Call("POST", "/api/locrits/Robert/chat",
+                          R"({"message":"zanzibar ?","session_id":")" + session + "\"}");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_THAT(std::string(Body(again)["response"].as_string()), HasSubstr("zanzibar"));
+  EXPECT_EQ(Body(again)["locrit_name"], "Robert");
+
+  struct Case {
+    std::string target;
+    std::string body;
+    int status;
+    const char* mentions;
+  };
+  const Case cases[] = {
+      {"/api/locrits/Robert/rename", "{}", 400, "new_name is required"},
+      {"/api/locrits/Robert/rename", R"({"new_name":5})", 400, "new_name must be a string"},
+      {"/api/locrits/Robert/rename", R"({"new_name":"a/b"})", 400, "new_name"},
+      {"/api/locrits/Robert/rename", R"({"new_name":" x"})", 400, "new_name"},
+      {"/api/locrits/Robert/rename", R"({"new_name":"ENDORMI"})", 409, "Endormi"},
+      {"/api/locrits/Nobody/rename", R"({"new_name":"Z"})", 404, "Nobody"},
+  };
+  for (const Case& c : cases) {
+    auto [response, r] = Call("POST", c.target, c.body);
+    EXPECT_EQ(response.status, c.status) << c.body;
+    EXPECT_THAT(ErrorText(response), HasSubstr(c.mentions)) << c.body;
+  }
+  auto [media, r4] = Call("POST", "/api/locrits/Robert/rename", R"({"new_name":"Z"})", "");
+  EXPECT_EQ(media.status, 415);
+  auto [method, r5] = Call("GET", "/api/locrits/Robert/rename");
+  EXPECT_EQ(method.status, 405);
+  EXPECT_THAT(method.headers, ElementsAre(std::pair<std::string, std::string>("Allow", "POST")));
+  EXPECT_THAT(registry_->Get("Robert"), IsOk());
+}
+
+TEST_F(ApiTest, ToggleGatesTheChat) {
+  auto [off, r1] = Call("POST", "/api/locrits/Bob%20Technique/toggle", "", "");
+  ASSERT_EQ(off.status, 200) << off.body;
+  EXPECT_EQ(Body(off)["success"], true);
+  EXPECT_EQ(Body(off)["active"], false);
+  auto [refused, r2] = Call("POST", "/api/locrits/Bob%20Technique/chat", R"({"message":"x"})");
+  EXPECT_EQ(refused.status, 403);
+  auto [on, r3] = Call("POST", "/api/locrits/Bob%20Technique/toggle", "{}");
+  EXPECT_EQ(Body(on)["active"], true);
+  EXPECT_EQ(Call("POST", "/api/locrits/Bob%20Technique/chat", R"({"message":"x"})").first.status,
+            200);
+  EXPECT_EQ(Call("POST", "/api/locrits/Nobody/toggle").first.status, 404);
+  EXPECT_EQ(Call("PUT", "/api/locrits/Bob%20Technique/toggle").first.status, 405);
+}
+
+TEST_F(ApiTest, DeleteKeepsTheMemoryUnlessPurged) {
+  const std::filesystem::path locrits = dir_.path() / "locrits";
+  ASSERT_EQ(Call("POST", "/api/locrits/Bob%20Technique/chat", R"({"message":"x"})").first.status,
+            200);
+  const std::string bob_slug = registry_->Get("Bob Technique")->slug;
+  ASSERT_TRUE(std::filesystem::exists(locrits / bob_slug / "memory.db"));
+
+  auto [bad, r0] = Call("DELETE", "/api/locrits/Bob%20Technique?purge_memory=maybe");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(ErrorText(bad), HasSubstr("purge_memory"));
+  auto [kept, r1] = Call("DELETE", "/api/locrits/Bob%20Technique");
+  ASSERT_EQ(kept.status, 200) << kept.body;
+  EXPECT_EQ(Body(kept)["success"], true);
+  EXPECT_EQ(Body(kept)["memory_purged"], false);
+  EXPECT_TRUE(std::filesystem::exists(locrits / bob_slug / "memory.db"));
+  EXPECT_EQ(Call("GET", "/api/locrits/Bob%20Technique").first.status, 404);
+  EXPECT_EQ(Call("DELETE", "/api/locrits/Bob%20Technique").first.status, 404);
+
+  // A new Bob never inherits the old one's memory.
+  auto [bob2, r2] = Call("POST", "/api/locrits", R"({"name":"Bob Technique","description":"d"})");
+  ASSERT_EQ(bob2.status, 201);
+  EXPECT_NE(registry_->Get("Bob Technique")->slug, bob_slug);
+
+  ASSERT_EQ(Call("POST", "/api/locrits/Endormi/toggle").first.status, 200);
+  ASSERT_EQ(Call("POST", "/api/locrits/Endormi/chat", R"({"message":"x"})").first.status, 200);
+  const std::string endormi_slug = registry_->Get("Endormi")->slug;
+  ASSERT_TRUE(std::filesystem::exists(locrits / endormi_slug));
+  auto [purged, r3] = Call("POST", "/api/locrits/endormi/delete?purge_memory=true", "", "");
+  ASSERT_EQ(purged.status, 200) << purged.body;
+  EXPECT_EQ(Body(purged)["memory_purged"], true);
+  EXPECT_FALSE(std::filesystem::exists(locrits / endormi_slug));
+  EXPECT_EQ(Call("GET", "/api/locrits/Endormi").first.status, 404);
+  EXPECT_EQ(Call("GET", "/api/locrits/Bob%20Technique/delete").first.status, 405);
+  EXPECT_TRUE(std::filesystem::exists(locrits / bob_slug / "memory.db")) << "others untouched";
+}
+
+TEST_F(ApiTest, ModelsComeOnlyFromTheLocritsOwnServer) {
+  FakeLlmServer configured;
+  FakeLlmServer other;
+  LocritConfig ollama;
+  ollama.name = "Olla";
+  ollama.description = "d";
+  ollama.model = "fake-chat";
+  ollama.llm = {LocritProvider::kOllama, configured.url()};
+  ASSERT_THAT(registry_->Create(ollama), IsOk());
+  LocritConfig openai = ollama;
+  openai.name = "Opie";
+  openai.llm = {LocritProvider::kOpenAi, configured.url()};
+  ASSERT_THAT(registry_->Create(openai), IsOk());
+
+  auto [models, r1] =
+      Call("GET", "/api/llm/models?locrit=Olla&url=" + other.url() + "&base_url=" + other.url());
+  ASSERT_EQ(models.status, 200) << models.body;
+  json::object body = Body(models);
+  EXPECT_EQ(body["success"], true);
+  EXPECT_EQ(body["provider"], "ollama");
+  EXPECT_EQ(body["url"].as_string(), configured.url());
+  EXPECT_EQ(body["count"], 2);
+  json::object first = body["models"].as_array()[0].as_object();
+  EXPECT_EQ(first["name"], "fake-chat:latest");
+  EXPECT_EQ(first["size_bytes"], 1234);
+  auto [v1, r2] = Call("GET", "/api/llm/models?locrit=opie");
+  ASSERT_EQ(v1.status, 200) << v1.body;
+  EXPECT_EQ(Body(v1)["models"].as_array()[0].as_object()["name"], "fake-chat");
+
+  std::vector<std::string> paths;
+  for (const auto& request : configured.Requests()) paths.push_back(request.target);
+  EXPECT_THAT(paths, ElementsAre("/api/tags", "/v1/models"));
+  EXPECT_TRUE(other.Requests().empty()) << "a URL from the request is never contacted";
+
+  auto [recall, r3] = Call("GET", "/api/llm/models?locrit=Bob%20Technique");
+  ASSERT_EQ(recall.status, 200);
+  EXPECT_EQ(Body(recall)["provider"], "recall");
+  EXPECT_EQ(Body(recall)["models"].as_array().size(), 1u);
+  EXPECT_EQ(Body(recall)["models"].as_array()[0].as_object()["name"], "recall");
+
+  auto [missing, r4] = Call("GET", "/api/llm/models");
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_THAT(ErrorText(missing), HasSubstr("locrit"));
+  EXPECT_EQ(Call("GET", "/api/llm/models?locrit=Nobody").first.status, 404);
+  EXPECT_EQ(Call("POST", "/api/llm/models?locrit=Olla", "{}").first.status, 405);
+  EXPECT_EQ(Call("GET", "/api/llm/other").first.status, 404);
+
+  LocritConfig down = ollama;
+  down.name = "Down";
+  down.llm.url = "http://127.0.0.1:" + std::to_string(FakeLlmServer::UnusedPort());
+  ASSERT_THAT(registry_->Create(down), IsOk());
+  auto [unreachable, r5] = Call("GET", "/api/llm/models?locrit=Down");
+  EXPECT_EQ(unreachable.status, 503) << unreachable.body;
+  EXPECT_EQ(Body(unreachable)["code"], "unavailable");
 }
 
 }  // namespace

@@ -22,7 +22,6 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/raw_sql.h"
 #include "tests/support/temp_dir.h"
 
 extern char** environ;
@@ -31,7 +30,6 @@ namespace locrit {
 namespace {
 
 namespace json = boost::json;
-using ::locrit::testing::RawSql;
 using ::locrit::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -64,7 +62,7 @@ Reply Request(const std::string& method, const std::string& url,
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
   curl_slist* list = nullptr;
   for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
-  if (method == "POST") {
+  if (method == "POST" || !body.empty()) {
     list = curl_slist_append(list, "Content-Type: application/json");
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
@@ -348,24 +346,23 @@ TEST_F(AccessE2eTest, ANonLoopbackAddressIsServedOnlyWithAnAdminToken) {
 TEST_F(AccessE2eTest, PublicRoutesFollowEachGateAndHideSecrets) {
   const std::string data = dir_.File("data");
   const std::map<std::string, std::string> env = {{"LOCRIT_ADMIN_TOKEN", kOperatorToken}};
-  {
-    Server first(Cwd(), {"--listen", "127.0.0.1:0", "--data", data}, env, data);
-    ASSERT_FALSE(first.WaitReady().empty()) << first.Log();
-  }
-  // Bob gets secrets, and a second Locrit open to the internet but not to other Locrits.
-  {
-    RawSql sql(data + "/registry.db");
-    sql.Exec("UPDATE locrits SET system_prompt = 'the secret prompt', "
-             "llm_url = 'http://10.9.8.7:11434'");
-    sql.Exec("INSERT INTO locrits SELECT 'vitrine', 'Vitrine', 'vitrine', description, "
-             "system_prompt, model, llm_provider, llm_url, active, public_address, open_humans, "
-             "0, open_invitations, 1, open_platform, "
-             "access_logs, access_quick_memory, access_full_memory, access_llm_info, "
-             "max_messages, context_messages, created_at, updated_at, embedding_model FROM locrits");
-  }
   Server server(Cwd(), {"--listen", "127.0.0.1:0", "--data", data}, env, data);
   const std::string base = server.WaitReady();
   ASSERT_FALSE(base.empty()) << server.Log();
+  const std::vector<std::string> operator_auth = {std::string("Authorization: Bearer ") +
+                                                  kOperatorToken};
+  // Bob gets secrets, and a second Locrit open to the internet but not to other Locrits.
+  const std::string secrets =
+      R"("system_prompt":"the secret prompt",)"
+      R"("llm":{"provider":"recall","url":"http://10.9.8.7:11434"})";
+  const Reply bob = Request("PATCH", base + "/api/locrits/Bob%20Technique", operator_auth,
+                            "{" + secrets + "}");
+  ASSERT_EQ(bob.status, 200) << bob.body;
+  const Reply vitrine = Request(
+      "POST", base + "/api/locrits", operator_auth,
+      R"({"name":"Vitrine","description":"d","open_to":{"locrits":false,"internet":true},)" +
+          secrets + "}");
+  ASSERT_EQ(vitrine.status, 201) << vitrine.body;
 
   const Reply v1 = Request("GET", base + "/api/v1/locrits");
   ASSERT_EQ(v1.status, 200) << v1.body;
@@ -410,17 +407,11 @@ TEST_F(AccessE2eTest, PublicRoutesFollowEachGateAndHideSecrets) {
                 .status,
             403);
   // Inactive: every channel refuses.
-  EXPECT_EQ(server.Stop(), 0) << server.Log();
-  {
-    RawSql sql(data + "/registry.db");
-    sql.Exec("UPDATE locrits SET active = 0 WHERE name = 'Vitrine'");
-  }
-  Server again(Cwd(), {"--listen", "127.0.0.1:0", "--data", data}, env, data);
-  const std::string base2 = again.WaitReady();
-  ASSERT_FALSE(base2.empty()) << again.Log();
-  EXPECT_EQ(Request("GET", base2 + "/public/Vitrine").status, 403);
-  EXPECT_EQ(Request("POST", base2 + "/public/Vitrine/chat", {}, R"({"message":"x"})").status, 403);
-  EXPECT_EQ(JsonObject(Request("GET", base2 + "/public/list"))["count"], 0);
+  const Reply off = Request("POST", base + "/api/locrits/Vitrine/toggle", operator_auth);
+  ASSERT_EQ(off.status, 200) << off.body;
+  EXPECT_EQ(Request("GET", base + "/public/Vitrine").status, 403);
+  EXPECT_EQ(Request("POST", base + "/public/Vitrine/chat", {}, R"({"message":"x"})").status, 403);
+  EXPECT_EQ(JsonObject(Request("GET", base + "/public/list"))["count"], 0);
 }
 
 }  // namespace

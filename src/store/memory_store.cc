@@ -333,6 +333,9 @@ Status MemoryStore::EditMessage(const std::string& id, const std::string& conten
   ASSIGN_OR_RETURN(Stmt stmt, db_->Prepare("UPDATE messages SET content = ?2 WHERE id = ?1"));
   RETURN_IF_ERROR(stmt.BindAll(id, content).Run());
   if (db_->Changes() == 0) return NotFoundError(fmt::format("message {} does not exist", id));
+  // The vector was the old text's meaning: gone with it, so the message is embedded again.
+  ASSIGN_OR_RETURN(Stmt stale, db_->Prepare("DELETE FROM message_vectors WHERE node_id = ?1"));
+  RETURN_IF_ERROR(stale.Bind(1, id).Run());
   return tx.Commit();
 }
 

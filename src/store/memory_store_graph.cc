@@ -488,6 +488,11 @@ Result<Memory> MemoryStore::EditMemory(const std::string& id, const MemoryEdit& 
     if (!row) return NotFoundError(fmt::format("memory {} does not exist", id));
     out = store_internal::ReadMemory(update);
   }
+  if (edit.content) {
+    // The vector was the old text's meaning: gone with it, so the memory is embedded again.
+    ASSIGN_OR_RETURN(Stmt stale, db_->Prepare("DELETE FROM memory_vectors WHERE node_id = ?1"));
+    RETURN_IF_ERROR(stale.Bind(1, id).Run());
+  }
   RETURN_IF_ERROR(tx.Commit());
   return out;
 }

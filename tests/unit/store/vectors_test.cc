@@ -529,5 +529,35 @@ TEST_F(VectorsTest, EmbeddingsSurviveReopen) {
   EXPECT_THAT(FindBrokenInvariants(harness_.path()), IsEmpty());
 }
 
+// A vector is the meaning of a text: editing the text drops it (in the edit's transaction), so
+// search never finds a node by what it used to say, and the backfill embeds the new text.
+TEST_F(VectorsTest, EditingTheTextDropsItsVector) {
+  const std::string message = Save("il pleut");
+  AddMemory("mem-1");
+  ASSERT_OK(store_->SetEmbedding(NodeType::kMessage, message, kModel, std::vector<float>{1, 0}));
+  ASSERT_OK(store_->SetEmbedding(NodeType::kMemory, "mem-1", kModel, std::vector<float>{0, 1}));
+  EXPECT_THAT(Nearest({1, 0}, 5), SizeIs(2));
+
+  ASSERT_OK(store_->EditMessage(message, "il fait beau"));
+  MemoryEdit importance_only;
+  importance_only.importance = 0.9;
+  ASSERT_OK(store_->EditMemory("mem-1", importance_only));
+  EXPECT_FALSE(ReadVector(*raw_, "message_vectors", message).has_value());
+  EXPECT_TRUE(ReadVector(*raw_, "memory_vectors", "mem-1").has_value())
+      << "the text did not change";
+  EXPECT_THAT(Ids(Nearest({1, 0}, 5)), ElementsAre("mem-1")) << "the cache saw the delete";
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> messages,
+                       store_->MessagesMissingEmbedding(kModel, 10));
+  EXPECT_THAT(messages, ElementsAre(message));
+
+  MemoryEdit content;
+  content.content = "autre chose";
+  ASSERT_OK(store_->EditMemory("mem-1", content));
+  EXPECT_FALSE(ReadVector(*raw_, "memory_vectors", "mem-1").has_value());
+  EXPECT_THAT(Nearest({1, 0}, 5), IsEmpty());
+  EXPECT_THAT(store_->EditMessage("no-such-id", "x"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(FindBrokenInvariants(harness_.path()), IsEmpty());
+}
+
 }  // namespace
 }  // namespace locrit

@@ -50,4 +50,16 @@ size_t CountCodePoints(std::string_view text) {
   return count;
 }
 
+std::string_view Utf8Prefix(std::string_view text, size_t max_code_points) {
+  size_t code_points = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    // A byte that does not continue a sequence starts a code point.
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 &&
+        code_points++ == max_code_points) {
+      return text.substr(0, i);
+    }
+  }
+  return text;
+}
+
 }  // namespace locrit

@@ -9,6 +9,7 @@
 #include "base/id_generator.h"
 #include "base/utf8.h"
 #include "chat/context.h"
+#include "chat/query_embedding.h"
 #include "chat/retrieval.h"
 
 namespace locrit {
@@ -150,39 +151,20 @@ class ChatService::TurnState : public TurnHandle,
       query_settled_ = true;
       return;
     }
-    LlmSettings settings = target->llm;
-    settings.timeouts.connect = options_.query_vector_timeout;
-    settings.timeouts.first_token = options_.query_vector_timeout;
-    settings.timeouts.idle = options_.query_vector_timeout;
-    settings.timeouts.total = options_.query_vector_timeout;
-    settings.retry.max_retries = 0;
-    auto client = options_.llm->NewClient(settings);
-    if (!client.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      query_settled_ = true;
-      return;
-    }
-    EmbedRequest embed;
-    embed.inputs.push_back(
-        EmbeddingInput(request_.message, options_.indexer->options().max_input_chars));
-    embed.model = settings.embedding_model;
     auto self = shared_from_this();
-    LlmCall call = (*client)->Embed(std::move(embed), [self](Result<Embeddings> embeddings) {
-      std::vector<float> vector;
-      if (embeddings.ok() && embeddings->vectors.size() == 1) {
-        vector = std::move(embeddings->vectors.front());
-      }
-      bool saved = false;
-      {
-        std::lock_guard<std::mutex> lock(self->mu_);
-        self->query_vector_ = std::move(vector);
-        self->query_settled_ = true;
-        saved = self->saved_;
-      }
-      if (saved) self->ReadContext();
-    });
+    LlmCall call = EmbedQuery(
+        *options_.llm, *target, request_.message, options_.indexer->options().max_input_chars,
+        options_.query_vector_timeout, [self](Result<std::vector<float>> vector) {
+          bool saved = false;
+          {
+            std::lock_guard<std::mutex> lock(self->mu_);
+            if (vector.ok()) self->query_vector_ = std::move(*vector);
+            self->query_settled_ = true;
+            saved = self->saved_;
+          }
+          if (saved) self->ReadContext();
+        });
     std::lock_guard<std::mutex> lock(mu_);
-    query_client_ = std::move(client).value();
     query_call_ = std::move(call);
   }
 
@@ -340,7 +322,6 @@ class ChatService::TurnState : public TurnHandle,
       done.swap(done_);
       client_.reset();
       query_call = std::move(query_call_);
-      query_client_.reset();
     }
     query_call.Cancel();
     memory_.reset();
@@ -373,7 +354,6 @@ class ChatService::TurnState : public TurnHandle,
   bool saved_ = false;                   // GUARDED_BY(mu_): the user's message is durable.
   bool query_settled_ = false;           // GUARDED_BY(mu_): the question's vector came or not.
   std::vector<float> query_vector_;      // GUARDED_BY(mu_): empty: bm25 only.
-  std::shared_ptr<LlmClient> query_client_;  // GUARDED_BY(mu_)
   LlmCall query_call_;                   // GUARDED_BY(mu_)
   bool cancelled_ = false;               // GUARDED_BY(mu_)
   std::shared_ptr<LlmClient> client_;    // GUARDED_BY(mu_)

@@ -5,17 +5,12 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/utf8.h"
+
 namespace locrit {
 
 std::string EmbeddingInput(std::string_view text, size_t max_chars) {
-  size_t chars = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    // A byte that does not continue a sequence starts a code point.
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && chars++ == max_chars) {
-      return std::string(text.substr(0, i));
-    }
-  }
-  return std::string(text);
+  return std::string(Utf8Prefix(text, max_chars));
 }
 
 // One batch of a lane, from taking its ids to storing their vectors. Owned by the callbacks

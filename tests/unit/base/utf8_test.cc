@@ -26,5 +26,14 @@ TEST(Utf8Test, CountsCodePoints) {
   EXPECT_EQ(CountCodePoints(""), 0u);
 }
 
+TEST(Utf8Test, PrefixNeverSplitsACharacter) {
+  EXPECT_EQ(Utf8Prefix("éa🐘b", 0), "");
+  EXPECT_EQ(Utf8Prefix("éa🐘b", 1), "é");
+  EXPECT_EQ(Utf8Prefix("éa🐘b", 3), "éa🐘");
+  EXPECT_EQ(Utf8Prefix("éa🐘b", 4), "éa🐘b");
+  EXPECT_EQ(Utf8Prefix("éa🐘b", 99), "éa🐘b");
+  EXPECT_EQ(Utf8Prefix("", 5), "");
+}
+
 }  // namespace
 }  // namespace locrit

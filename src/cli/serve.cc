@@ -289,6 +289,7 @@ int Serve(const ServeSettings& settings) {
   api_options.version = LOCRIT_VERSION;
   api_options.max_message_chars = chat_options.max_message_chars;
   api_options.llm_defaults = settings.llm;
+  api_options.indexer = &indexer;
   api_options.access.local_mode = local_mode;
   api_options.access.admin_token_hashes = std::move(token_hashes);
   api_options.access.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
@@ -300,9 +301,9 @@ int Serve(const ServeSettings& settings) {
   // Backfill from the start: messages saved while the embedding server was down, or before the
   // Locrit had an embedding model, get their vectors without waiting for a new turn.
   for (const LocritConfig& locrit : (*registry)->List()) {
-    std::optional<EmbeddingTarget> target =
-        ChatService::EmbeddingTargetOf(Api::ChatLocritOf(locrit, api_options.llm_defaults));
-    if (target) indexer.RequestBackfill(*target);
+    if (std::optional<EmbeddingTarget> target = api.EmbeddingTargetFor(locrit)) {
+      indexer.RequestBackfill(*target);
+    }
   }
   RetryTimer retry_timer(&indexer, std::chrono::seconds(1));
 

@@ -74,6 +74,11 @@ ChatLocrit Api::ChatLocritOf(const LocritConfig& locrit, const LlmSettings& defa
   return out;
 }
 
+std::optional<EmbeddingTarget> Api::EmbeddingTargetFor(const LocritConfig& locrit) const {
+  if (options_.llm == nullptr) return std::nullopt;
+  return ChatService::EmbeddingTargetOf(ChatLocritOf(locrit, options_.llm_defaults));
+}
+
 void Api::Handle(const HttpRequest& request, std::shared_ptr<Responder> responder) {
   std::variant<Caller, HttpError> caller = access_.Identify(request);
   if (auto* error = std::get_if<HttpError>(&caller)) return responder->Send(ErrorResponse(*error));

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -61,6 +62,11 @@ struct ApiOptions {
   // the Locrit.
   LlmSettings llm_defaults;
   AccessOptions access;
+  // Optional: embeds what the memory routes add or change (without it, the next backfill does),
+  // and its max_input_chars bounds a search question's text.
+  EmbeddingIndexer* indexer = nullptr;
+  // Longest a semantic or hybrid memory search waits for its question's vector.
+  std::chrono::milliseconds search_vector_timeout{10'000};
 };
 
 // How to answer a request from a completion that runs after Handle returned.
@@ -112,6 +118,8 @@ class Api {
 
   // The settings a turn with `locrit` uses (recall: no LLM settings).
   static ChatLocrit ChatLocritOf(const LocritConfig& locrit, const LlmSettings& defaults);
+  // What embeds `locrit`'s memory, or nothing without an embedding model (or an LLM runtime).
+  std::optional<EmbeddingTarget> EmbeddingTargetFor(const LocritConfig& locrit) const;
 
  private:
   // Route groups; each answers every request under its prefixes.

@@ -14,6 +14,9 @@
 #include <utility>
 
 #include "base/utf8.h"
+#include "chat/memory_search.h"
+#include "chat/query_embedding.h"
+#include "llm/llm_runtime.h"
 #include "memory/memory_manager.h"
 #include "server/api.h"
 
@@ -29,6 +32,18 @@ constexpr size_t kMaxNameChars = 256;
 constexpr size_t kMaxDescriptionChars = 4096;
 
 enum class AccessLevel { kQuick, kFull, kOperator };
+
+std::string_view SearchModeName(SearchMode mode) {
+  switch (mode) {
+    case SearchMode::kKeyword:
+      return "keyword";
+    case SearchMode::kSemantic:
+      return "semantic";
+    case SearchMode::kHybrid:
+      return "hybrid";
+  }
+  return "keyword";
+}
 
 std::string_view AccessLevelName(AccessLevel level) {
   switch (level) {
@@ -352,6 +367,15 @@ void Api::RouteMemory(const Route& route, const LocritConfig& locrit) {
     Run<T>(manager, locrit, reply, /*write=*/true, std::move(op), std::move(render));
   };
   auto ok = [](bool) { return json::object(); };
+  // Wraps the render of a write that added or changed text: once it has committed, the indexer
+  // is asked to embed what lacks a vector (the changed text lost its own).
+  auto and_embed = [indexer = options_.indexer, embedding = EmbeddingTargetFor(locrit)]<
+                       typename Render>(Render render) {
+    return [render = std::move(render), indexer, embedding](auto& value) {
+      if (indexer != nullptr && embedding) indexer->RequestBackfill(*embedding);
+      return render(value);
+    };
+  };
 
   // ---- Who is calling ----
   const bool is_stats = r.size() == 1 && r[0] == "stats";
@@ -428,28 +452,64 @@ void Api::RouteMemory(const Route& route, const LocritConfig& locrit) {
     if (mode != "auto" && mode != "keyword" && mode != "semantic" && mode != "hybrid") {
       return route.Fail(BadRequest("mode must be auto, keyword, semantic or hybrid"));
     }
-    SearchQuery query;
-    query.text = *q;
-    query.limit = static_cast<int>(std::get<int64_t>(limit));
+    MemorySearch search;
+    search.query.text = *q;
+    search.query.limit = static_cast<int>(std::get<int64_t>(limit));
     if (std::optional<std::string> session = QueryParam(target, "session_id")) {
       if (auto e = CheckId("session_id", *session)) return route.Fail(*e);
-      query.session_id = std::move(session);
+      search.query.session_id = std::move(session);
     }
-    // Vectors of the query would need the Locrit's embedding model, which no Locrit definition
-    // names yet: every mode runs as keyword (bm25) search and says so in "mode".
-    return run_read(
-        LocritMemory::Op<std::vector<SearchHit>>(
-            [query](MemoryStore& store) { return store.Search(query); }),
-        [q = *q, access_level](std::vector<SearchHit>& hits) {
-          json::array results;
-          for (const SearchHit& h : hits) results.push_back(SearchHitObject(h));
-          const size_t total = results.size();
-          return json::object{{"query", q},
+    const std::optional<EmbeddingTarget> embedding = EmbeddingTargetFor(locrit);
+    if ((mode == "semantic" || mode == "hybrid") && !embedding) {
+      return route.Fail(BadRequest("mode " + mode + " needs an embedding model: Locrit " + name +
+                                   " has none (embedding_model), so only keyword search is "
+                                   "possible"));
+    }
+    auto run_search = [memory = options_.memory, locrit, reply, q = *q, access_level](
+                          MemorySearch what, std::string fallback) {
+      const std::string_view mode_name = SearchModeName(what.mode);
+      Run<std::vector<SearchHit>>(
+          *memory, locrit, reply, /*write=*/false,
+          [what = std::move(what)](MemoryStore& store) { return SearchMemory(store, what); },
+          [q, mode_name, access_level, fallback](std::vector<SearchHit>& hits) {
+            json::array results;
+            for (const SearchHit& h : hits) results.push_back(SearchHitObject(h));
+            const size_t total = results.size();
+            json::object body{{"query", q},
                               {"results", std::move(results)},
                               {"total", total},
-                              {"mode", "keyword"},
+                              {"mode", mode_name},
                               {"access_level", access_level}};
-        });
+            if (!fallback.empty()) body["fallback"] = fallback;
+            return body;
+          });
+    };
+    if (mode == "keyword" || !embedding) return run_search(std::move(search), "");
+    // Semantic and hybrid need the question's vector first. A hybrid search (asked for, or auto
+    // with an embedding model) whose vector cannot be had is a keyword search that says why; a
+    // semantic one fails.
+    search.mode = mode == "semantic" ? SearchMode::kSemantic : SearchMode::kHybrid;
+    search.embedding_model = embedding->llm.embedding_model;
+    const size_t max_input_chars = options_.indexer != nullptr
+                                       ? options_.indexer->options().max_input_chars
+                                       : EmbeddingIndexerOptions{}.max_input_chars;
+    EmbedQuery(*options_.llm, *embedding, *q, max_input_chars, options_.search_vector_timeout,
+               [run_search, reply, pending = std::move(search)](
+                   Result<std::vector<float>> vector) mutable {
+                 if (vector.ok()) {
+                   pending.vector = std::move(*vector);
+                   return run_search(std::move(pending), "");
+                 }
+                 const std::string why = "the question could not be embedded: " +
+                                         vector.status().message();
+                 if (pending.mode == SearchMode::kSemantic) {
+                   return reply.Fail(ErrorForStatus(Status(vector.status().code(), why)));
+                 }
+                 pending.mode = SearchMode::kKeyword;
+                 run_search(std::move(pending), why);
+               })
+        .Detach();
+    return;
   }
 
   // ---- Sessions ----
@@ -564,7 +624,7 @@ void Api::RouteMemory(const Route& route, const LocritConfig& locrit) {
           RETURN_IF_ERROR(store.EditMessage(id, content));
           return store.GetMessage(id);
         }),
-        [](Message& m) { return json::object{{"message", MessageObject(m)}}; });
+        and_embed([](Message& m) { return json::object{{"message", MessageObject(m)}}; }));
   }
 
   // ---- Standalone memories ----
@@ -599,9 +659,10 @@ void Api::RouteMemory(const Route& route, const LocritConfig& locrit) {
       memory.content = *content;
       memory.importance = importance.value_or(0.5);
       memory.metadata = metadata.value_or("{}");
-      return Run<Memory>(manager, locrit, reply, true,
-                         [memory](MemoryStore& store) { return store.AddMemory(memory); },
-                         [](Memory& m) { return json::object{{"memory", MemoryObject(m)}}; });
+      return Run<Memory>(
+          manager, locrit, reply, true,
+          [memory](MemoryStore& store) { return store.AddMemory(memory); },
+          and_embed([](Memory& m) { return json::object{{"memory", MemoryObject(m)}}; }));
     }
     if (r.size() != 2) return route.NotFound();
     const std::string id = r[1];
@@ -629,9 +690,10 @@ void Api::RouteMemory(const Route& route, const LocritConfig& locrit) {
     if (!edit.content && !edit.importance && !edit.metadata) {
       return route.Fail(BadRequest("nothing to change: give content, importance or metadata"));
     }
-    return Run<Memory>(manager, locrit, reply, true,
-                       [id, edit](MemoryStore& store) { return store.EditMemory(id, edit); },
-                       [](Memory& m) { return json::object{{"memory", MemoryObject(m)}}; });
+    return Run<Memory>(
+        manager, locrit, reply, true,
+        [id, edit](MemoryStore& store) { return store.EditMemory(id, edit); },
+        and_embed([](Memory& m) { return json::object{{"memory", MemoryObject(m)}}; }));
   }
 
   // ---- Concepts ----
@@ -930,11 +992,11 @@ void Api::RouteMemory(const Route& route, const LocritConfig& locrit) {
                                std::istringstream in(body);
                                return store.Import(in);
                              },
-                             [](ImportReport& report) {
+                             and_embed([](ImportReport& report) {
                                return json::object{{"lines", report.lines},
                                                    {"inserted", report.inserted},
                                                    {"skipped", report.skipped}};
-                             });
+                             }));
   }
   return route.NotFound();
 }

@@ -12,6 +12,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -66,7 +67,7 @@ Reply Request(const std::string& method, const std::string& url, const std::stri
   if (!content_type.empty()) {
     headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
   }
-  if (method == "POST") {
+  if (method == "POST" || !body.empty()) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   }
@@ -704,6 +705,54 @@ TEST_F(HybridServeTest, MessagesAreEmbeddedAfterTheTurnsAndBackfilledAfterAResta
   ASSERT_EQ(Stop(SIGTERM), 0) << Log();
   EXPECT_EQ(Counts(), std::make_pair(6, 6)) << "after shutdown";
   ExpectVectorsMatchTheirMessages();
+}
+
+// A memory added through the memory routes gets its vector without waiting for a turn or a
+// restart, an edit replaces it, and semantic search then finds the memory by its meaning.
+TEST_F(HybridServeTest, MemoriesFromTheRoutesAreEmbeddedAndFoundByMeaning) {
+  const std::string base = "/api/locrits/Hybride/memory";
+  const Reply added = Post(base + "/memories", R"({"content":"Moustache aime le poisson"})");
+  ASSERT_EQ(added.status, 200) << added.body;
+  json::object memory = JsonObject(added)["memory"].as_object();
+  const std::string id = memory["id"].is_string() ? std::string(memory["id"].get_string()) : "";
+  ASSERT_FALSE(id.empty());
+  // Vectors as upper-case hex of their float32 bytes, as SQLite's hex() writes them.
+  auto vector_of = [&](const std::string& text) {
+    const std::vector<float> v = FakeLlmServer::EmbeddingFor(text);
+    std::string hex;
+    for (size_t i = 0; i < v.size() * sizeof(float); ++i) {
+      char byte[3];
+      std::snprintf(byte, sizeof byte, "%02X", reinterpret_cast<const unsigned char*>(v.data())[i]);
+      hex += byte;
+    }
+    return hex;
+  };
+  auto stored = [&] {
+    RawSql sql(MemoryDb());
+    return sql.Text("SELECT hex(vector) FROM memory_vectors WHERE node_id = '" + id + "'");
+  };
+  auto wait_for = [&](const std::string& expected) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (stored() == expected) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  EXPECT_TRUE(wait_for(vector_of("Moustache aime le poisson"))) << Log();
+
+  const Reply edited = Request("PUT", base_ + base + "/memories/" + id, "application/json",
+                               R"({"content":"Moustache dort au soleil"})");
+  ASSERT_EQ(edited.status, 200) << edited.body;
+  EXPECT_TRUE(wait_for(vector_of("Moustache dort au soleil"))) << "re-embedded after the edit";
+
+  const Reply found = Get(base + "/search?q=Moustache%20dort%20au%20soleil&mode=semantic");
+  ASSERT_EQ(found.status, 200) << found.body;
+  json::object body = JsonObject(found);
+  EXPECT_EQ(body["mode"], "semantic");
+  ASSERT_FALSE(body["results"].as_array().empty());
+  EXPECT_EQ(body["results"].as_array()[0].as_object()["id"], json::value(id));
+  EXPECT_EQ(JsonObject(Get(base + "/search?q=poisson"))["mode"], "hybrid") << "auto";
 }
 
 }  // namespace

@@ -694,7 +694,10 @@ TEST_F(MemoryApiTest, ReadsWhatChatSavedAndEditsMessages) {
   EXPECT_EQ(hit["type"], "message");
   EXPECT_THAT(std::string(hit["snippet"].as_string()), HasSubstr("[pomme]"));
   auto [s9, semantic] = M("GET", "/search?q=pomme&mode=semantic");
-  EXPECT_EQ(semantic["mode"], "keyword");  // No embedding model: what actually ran.
+  EXPECT_EQ(s9, 400) << "no embedding model: no semantic search";
+  EXPECT_THAT(std::string(semantic["error"].as_string()), HasSubstr("embedding_model"));
+  auto [s9b, automatic] = M("GET", "/search?q=pomme&mode=auto");
+  EXPECT_EQ(automatic["mode"], "keyword") << "auto without an embedding model";
 
   // Edit: the search follows; delete: gone.
   auto [s10, edited] = M("PUT", "/messages/" + first, R"({"content":"ananas"})");
@@ -928,6 +931,99 @@ TEST_F(MemoryApiTest, ExportClearImportRoundTrip) {
   auto [s5, again] = M("POST", "/import", exported.body, "application/x-ndjson");
   EXPECT_EQ(again["inserted"], 0);  // Idempotent by id.
   EXPECT_EQ(M("GET", "/search?q=bonjour").second["total"], 1);
+}
+
+// Semantic and hybrid search ask the Locrit's own embedding server for the question's vector.
+// Memory "chat dort" carries the vector of the words "zzz quux" without containing them, so only
+// the vector side can find it.
+TEST_F(MemoryApiTest, SemanticAndHybridSearchUseTheQuestionsVector) {
+  FakeLlmServer server;
+  LocritConfig hybrid;
+  hybrid.name = "Hybride";
+  hybrid.description = "d";
+  hybrid.model = "fake-chat";
+  hybrid.llm = {LocritProvider::kOllama, server.url()};
+  hybrid.embedding_model = "fake-embed";
+  ASSERT_THAT(registry_->Create(hybrid), IsOk());
+  const std::string base = "/api/locrits/Hybride/memory";
+  auto add = [&](const std::string& content) {
+    auto [reply, r] = Call("POST", base + "/memories", R"({"content":")" + content + "\"}");
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    return std::string(Body(reply)["memory"].as_object()["id"].as_string());
+  };
+  const std::string quux = add("chat dort");  // At most 10 characters here.
+  const std::string soleil = add("zzz soleil");
+  const std::string pluie = add("il pleut");
+  const std::string slug = registry_->Get("Hybride")->slug;
+  std::promise<Status> stored;
+  memory_->Get(slug, {}, [&](Result<MemoryManager::Handle> memory) {
+    ASSERT_THAT(memory, IsOk());
+    (*memory)->Write<bool>(
+        [&](MemoryStore& m) -> Result<bool> {
+          RETURN_IF_ERROR(m.SetEmbedding(NodeType::kMemory, quux, "fake-embed",
+                                         FakeLlmServer::EmbeddingFor("zzz quux")));
+          RETURN_IF_ERROR(m.SetEmbedding(NodeType::kMemory, soleil, "fake-embed",
+                                         FakeLlmServer::EmbeddingFor("soleil")));
+          RETURN_IF_ERROR(m.SetEmbedding(NodeType::kMemory, pluie, "fake-embed",
+                                         FakeLlmServer::EmbeddingFor("pluie")));
+          return true;
+        },
+        [&](Result<bool> r) { stored.set_value(r.status()); });
+  });
+  ASSERT_THAT(stored.get_future().get(), IsOk());
+  auto search = [&](const std::string& query) {
+    auto [reply, r] = Call("GET", base + "/search?" + query);
+    return std::make_pair(reply.status, reply.status == 200 ? Body(reply) : json::object{});
+  };
+  auto ids = [](json::object& body) {
+    std::vector<std::string> out;
+    for (const json::value& hit : body["results"].as_array()) {
+      out.emplace_back(hit.as_object().at("id").as_string());
+    }
+    return out;
+  };
+
+  auto [k, keyword] = search("q=zzz%20quux&mode=keyword");
+  ASSERT_EQ(k, 200);
+  EXPECT_THAT(ids(keyword), ElementsAre(soleil)) << "bm25 sees only the word zzz";
+  EXPECT_TRUE(server.Requests().empty()) << "keyword search asks no server";
+
+  auto [s, semantic] = search("q=zzz%20quux&mode=semantic&limit=2");
+  ASSERT_EQ(s, 200);
+  EXPECT_EQ(semantic["mode"], "semantic");
+  ASSERT_EQ(ids(semantic).size(), 2u);
+  EXPECT_EQ(ids(semantic)[0], quux) << "the nearest vector first";
+  json::object best = semantic["results"].as_array()[0].as_object();
+  EXPECT_NEAR(best["score"].to_number<double>(), 1.0, 1e-5);
+  EXPECT_EQ(best["snippet"], "chat dort");
+  ASSERT_EQ(server.Requests().size(), 1u);
+  EXPECT_EQ(server.Requests()[0].target, "/api/embed");
+  EXPECT_THAT(server.Requests()[0].body, HasSubstr("fake-embed"));
+  EXPECT_THAT(server.Requests()[0].body, HasSubstr("zzz quux"));
+
+  auto [h, fused] = search("q=zzz%20quux&mode=auto");
+  ASSERT_EQ(h, 200);
+  EXPECT_EQ(fused["mode"], "hybrid") << "auto with an embedding model";
+  std::vector<std::string> fused_ids = ids(fused);
+  ASSERT_GE(fused_ids.size(), 2u);
+  EXPECT_THAT(std::vector<std::string>(fused_ids.begin(), fused_ids.begin() + 2),
+              ::testing::UnorderedElementsAre(quux, soleil))
+      << "each side's best, fused";
+  EXPECT_FALSE(fused.contains("fallback"));
+
+  // The embedding server fails: hybrid falls back to bm25 and says why; semantic fails.
+  locrit::testing::FakeReply down;
+  down.status = 500;
+  server.SetEmbeddingReply(down);
+  auto [d, degraded] = search("q=zzz%20quux&mode=hybrid");
+  ASSERT_EQ(d, 200);
+  EXPECT_EQ(degraded["mode"], "keyword");
+  EXPECT_THAT(std::string(degraded["fallback"].as_string()), HasSubstr("could not be embedded"));
+  EXPECT_THAT(ids(degraded), ElementsAre(soleil));
+  auto [reply, r] = Call("GET", base + "/search?q=zzz&mode=semantic");
+  EXPECT_EQ(reply.status, 502) << reply.body;
+  EXPECT_EQ(Body(reply)["code"], "llm_error");
+  EXPECT_EQ(Call("GET", base + "/search?q=zzz&mode=fuzzy").first.status, 400);
 }
 
 TEST_F(MemoryApiTest, PublicCallersReadOnlyWhatTheLocritShares) {

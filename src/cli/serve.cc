@@ -311,6 +311,7 @@ int Serve(const ServeSettings& settings) {
   server_options.host = listen->host;
   server_options.port = listen->port;
   server_options.max_body_bytes = settings.max_body_bytes;
+  server_options.max_ws_queue_bytes = settings.max_ws_queue_bytes;
   auto server = HttpServer::Start(server_options, &api);
   if (!server.ok()) {
     return Fail(server.status().code() == StatusCode::kInvalidArgument ? kExitConfig

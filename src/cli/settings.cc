@@ -147,6 +147,8 @@ const std::vector<SettingSpec>& Specs() {
        IntIn(&ServeSettings::max_body_bytes, 1024, int64_t{1} << 30)},
       {"limits.max_message_chars", "LOCRIT_MAX_MESSAGE_CHARS", SettingType::kInteger,
        IntIn(&ServeSettings::max_message_chars, 1, 1 << 24)},
+      {"limits.max_ws_queue_bytes", "LOCRIT_MAX_WS_QUEUE_BYTES", SettingType::kInteger,
+       IntIn(&ServeSettings::max_ws_queue_bytes, 4096, int64_t{1} << 30)},
       {"storage.synchronous", "LOCRIT_SYNCHRONOUS", SettingType::kString,
        [](ServeSettings& s, const SettingValue& v) -> std::optional<std::string> {
          if (Str(v) == "full") {

@@ -40,6 +40,8 @@ struct ServeSettings {
   // [limits]
   size_t max_body_bytes = 1 << 20;
   size_t max_message_chars = 32768;
+  // Unsent WebSocket events per connection before a client that does not read is disconnected.
+  size_t max_ws_queue_bytes = 1 << 20;
 
   // [storage] synchronous = "full" | "relaxed" (memory stores; registry.db is always full).
   Durability durability = Durability::kFull;

@@ -1,6 +1,8 @@
 // The only translation unit of server/ that includes Beast (it is costly to compile).
 #include "server/http_server.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -433,7 +435,12 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
     const size_t queued = queued_bytes_.fetch_add(text.size()) + text.size();
     if (queued > server_->options_.max_ws_queue_bytes) {
       // It does not read: a close frame would wait behind the queue, so the socket just closes.
-      gone_.store(true);
+      if (!gone_.exchange(true)) {
+        fmt::print(stderr,
+                   "locrit: websocket closed: the client let {} bytes of events pile up without "
+                   "reading (limits.max_ws_queue_bytes = {})\n",
+                   queued, server_->options_.max_ws_queue_bytes);
+      }
       net::post(ws_.get_executor(), [self = shared_from_this()] { self->Abort(); });
       return false;
     }

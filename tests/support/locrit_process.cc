@@ -124,8 +124,16 @@ std::string LocritServer::WaitReady() {
 }
 
 int LocritServer::Stop(int signal) {
+  Signal(signal);
+  return Wait();
+}
+
+void LocritServer::Signal(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+int LocritServer::Wait() {
   if (pid_ <= 0) return exit_code_;
-  kill(pid_, signal);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;

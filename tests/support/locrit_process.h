@@ -50,6 +50,10 @@ class LocritServer {
   std::string WaitReady();
   // Sends `signal` and waits: the exit code, -1 when killed by a signal.
   int Stop(int signal);
+  // Sends `signal` without waiting (the test goes on while the server drains).
+  void Signal(int signal);
+  // Waits for the process to end: its exit code, -1 when killed by a signal.
+  int Wait();
   bool running() const { return pid_ > 0; }
   int exit_code() const { return exit_code_; }
   pid_t pid() const { return pid_; }

@@ -36,6 +36,7 @@ TEST(SettingsTest, DefaultsWithoutAnySource) {
   EXPECT_EQ(s->llm_provider, "ollama");
   EXPECT_EQ(s->max_body_bytes, 1u << 20);
   EXPECT_EQ(s->max_message_chars, 32768u);
+  EXPECT_EQ(s->max_ws_queue_bytes, 1u << 20);
   EXPECT_EQ(s->durability, Durability::kFull);
 }
 
@@ -90,6 +91,7 @@ max_retries = 0
 [limits]
 max_body_bytes = 65536
 max_message_chars = 100
+max_ws_queue_bytes = 8192
 
 [storage]
 synchronous = "relaxed"
@@ -111,6 +113,7 @@ synchronous = "relaxed"
   EXPECT_EQ(s->llm.retry.max_retries, 0);
   EXPECT_EQ(s->max_body_bytes, 65536u);
   EXPECT_EQ(s->max_message_chars, 100u);
+  EXPECT_EQ(s->max_ws_queue_bytes, 8192u);
   EXPECT_EQ(s->durability, Durability::kRelaxed);
 }
 
@@ -132,6 +135,7 @@ TEST(SettingsTest, EverySettingFromTheEnvironment) {
       {"LOCRIT_LLM_MAX_RETRIES", "3"},
       {"LOCRIT_MAX_BODY_BYTES", "2048"},
       {"LOCRIT_MAX_MESSAGE_CHARS", "64"},
+      {"LOCRIT_MAX_WS_QUEUE_BYTES", "65536"},
       {"LOCRIT_SYNCHRONOUS", "relaxed"},
       {"LOCRIT_SOMETHING_ELSE", "ignored"},
   };
@@ -152,6 +156,7 @@ TEST(SettingsTest, EverySettingFromTheEnvironment) {
   EXPECT_EQ(s->llm.retry.max_retries, 3);
   EXPECT_EQ(s->max_body_bytes, 2048u);
   EXPECT_EQ(s->max_message_chars, 64u);
+  EXPECT_EQ(s->max_ws_queue_bytes, 65536u);
   EXPECT_EQ(s->durability, Durability::kRelaxed);
 }
 
@@ -204,6 +209,7 @@ TEST(SettingsTest, BadFilesAndValuesNameTheLineAndKey) {
       {"", {{"LOCRIT_MAX_BODY_BYTES", "1k"}}, {}, "LOCRIT_MAX_BODY_BYTES: must be an integer"},
       {"", {{"LOCRIT_NO_EXAMPLE", "maybe"}}, {}, "LOCRIT_NO_EXAMPLE: must be true or false"},
       {"", {{"LOCRIT_MAX_MESSAGE_CHARS", "0"}}, {}, "LOCRIT_MAX_MESSAGE_CHARS: must be between"},
+      {"", {{"LOCRIT_MAX_WS_QUEUE_BYTES", "100"}}, {}, "LOCRIT_MAX_WS_QUEUE_BYTES: must be between"},
       {"", {}, {{"server.shutdown_timeout_s", "-1"}}, "server.shutdown_timeout_s (flag)"},
       {"", {}, {{"server.nothing", "1"}}, "unknown setting \"server.nothing\""},
   };

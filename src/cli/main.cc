@@ -203,6 +203,21 @@ int Run(int argc, char** argv) {
                              report->skipped);
   });
 
+  // CLI11 would take an unknown word for a missing subcommand ("A subcommand is required"): name
+  // it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    try {
+      app.get_subcommand(argv[1]);
+    } catch (const CLI::OptionNotFound&) {
+      std::string known;
+      for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+        known += (known.empty() ? "" : ", ") + command->get_name();
+      }
+      std::cerr << "locrit: unknown command \"" << argv[1] << "\" (commands: " << known
+                << "; see locrit --help)\n";
+      return kExitUsage;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

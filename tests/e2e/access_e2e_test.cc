@@ -2,202 +2,84 @@
 // and the flags as they show in behaviour; `locrit token create|list|revoke`; a server with an
 // admin token (no local mode: operator routes need the token, from any Host); the public routes,
 // their gates and what they hide.
-#include <curl/curl.h>
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/json.hpp>
-#include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "tests/support/e2e_http.h"
+#include "tests/support/locrit_process.h"
 #include "tests/support/temp_dir.h"
-
-extern char** environ;
 
 namespace locrit {
 namespace {
 
 namespace json = boost::json;
+using ::locrit::testing::CommandResult;
+using ::locrit::testing::HttpCall;
+using ::locrit::testing::HttpReply;
+using ::locrit::testing::JsonObject;
+using ::locrit::testing::LocritCommand;
+using ::locrit::testing::LocritServer;
+using ::locrit::testing::ReadWholeFile;
+using ::locrit::testing::RunToEnd;
+using ::locrit::testing::Send;
 using ::locrit::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr const char* kOperatorToken = "e2e-admin-token-0123456789";
 
-struct Reply {
-  long status = 0;
-  std::string body;
-  std::string headers;
-  std::string error;
-};
-
-size_t Collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-// One request; `headers` are extra request headers ("Name: value").
-Reply Request(const std::string& method, const std::string& url,
-              const std::vector<std::string>& headers = {}, const std::string& body = "") {
-  Reply reply;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, Collect);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &reply.headers);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-  curl_slist* list = nullptr;
-  for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
-  if (method == "POST" || !body.empty()) {
-    list = curl_slist_append(list, "Content-Type: application/json");
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  }
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  const CURLcode rc = curl_easy_perform(curl);
-  if (rc != CURLE_OK) reply.error = curl_easy_strerror(rc);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
-  curl_slist_free_all(list);
-  curl_easy_cleanup(curl);
-  return reply;
-}
-
-json::object JsonObject(const Reply& reply) {
-  boost::system::error_code ec;
-  json::value v = json::parse(reply.body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << reply.body;
-  if (ec || !v.is_object()) return {};
-  return v.get_object();
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The process environment without LOCRIT_* variables, plus `extra`.
-std::vector<std::string> Environment(const std::map<std::string, std::string>& extra) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).rfind("LOCRIT_", 0) != 0) env.emplace_back(*e);
-  }
-  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
-  return env;
-}
-
-// Starts `locrit args...` in `cwd` with `env` (over the environment without LOCRIT_*), its
-// stdout to `out_file` (when not empty) and stderr to `err_file`.
-pid_t SpawnLocrit(const std::vector<std::string>& args, const std::string& cwd,
-                  const std::map<std::string, std::string>& env, const std::string& out_file,
-                  const std::string& err_file) {
-  std::vector<std::string> all = {LOCRIT_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> environment = Environment(env);
-  std::vector<char*> envp;
-  for (auto& e : environment) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-  if (!out_file.empty()) {
-    posix_spawn_file_actions_addopen(&actions, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-  }
-  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, LOCRIT_BINARY, &actions, nullptr, argv.data(), envp.data()), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
+// One request; `headers` are extra request headers ("Name: value"); a body is JSON.
+HttpReply Request(const std::string& method, const std::string& url,
+                  const std::vector<std::string>& headers = {}, const std::string& body = "") {
+  HttpCall call;
+  call.method = method;
+  call.url = url;
+  call.headers = headers;
+  call.body = body;
+  return Send(call);
 }
 
 // Runs `locrit args...` in `cwd` to completion; returns its exit code, fills stdout and stderr.
 int RunLocrit(const std::vector<std::string>& args, const std::string& cwd, std::string* out,
               std::string* err, const std::map<std::string, std::string>& env = {}) {
-  const std::string out_file = cwd + "/.out";
-  const std::string err_file = cwd + "/.err";
-  const pid_t pid = SpawnLocrit(args, cwd, env, out_file, err_file);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (out != nullptr) *out = ReadFile(out_file);
-  if (err != nullptr) *err = ReadFile(err_file);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  LocritCommand command;
+  command.args = args;
+  command.cwd = cwd;
+  command.env = env;
+  const CommandResult result = RunToEnd(LOCRIT_BINARY, command);
+  if (out != nullptr) *out = result.out;
+  if (err != nullptr) *err = result.err;
+  return result.exit_code;
 }
 
-// One `locrit serve` process, started in `cwd` with `args` and `env`, stopped with SIGTERM.
-class Server {
+// `locrit serve args...` started in `cwd` with `env` (settings may come from ./locrit.toml, the
+// environment or relative paths); `data` is where its locrit.addr appears.
+class Server : public LocritServer {
  public:
-  Server(std::string cwd, std::vector<std::string> args, std::map<std::string, std::string> env,
-         std::filesystem::path data)
-      : cwd_(std::move(cwd)), data_(std::move(data)), log_(cwd_ + "/server.log") {
-    args.insert(args.begin(), "serve");
-    pid_ = SpawnLocrit(args, cwd_, env, "", log_);
-  }
-  ~Server() {
-    if (pid_ > 0) {
-      EXPECT_EQ(Stop(), 0) << Log();
-    }
-  }
-
-  // Waits (bounded) for <data>/locrit.addr; the base URL over 127.0.0.1, or "" when the server
-  // exited or never wrote it.
-  std::string WaitReady() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    const std::filesystem::path addr = data_ / "locrit.addr";
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::ifstream in(addr);
-      std::string line;
-      if (in && std::getline(in, line) && !line.empty()) {
-        const std::string port = line.substr(line.rfind(':') + 1);
-        return "http://127.0.0.1:" + port;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        return "";
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return "";
-  }
-
-  int Stop() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  int exit_code() const { return exit_code_; }
-  std::string Log() const { return ReadFile(log_); }
+  Server(const std::string& cwd, std::vector<std::string> args,
+         std::map<std::string, std::string> env, std::filesystem::path data)
+      : LocritServer(LOCRIT_BINARY, Command(cwd, std::move(args), std::move(env)),
+                     std::move(data)) {}
 
  private:
-  std::string cwd_;
-  std::filesystem::path data_;
-  std::string log_;
-  pid_t pid_ = -1;
-  int exit_code_ = -1;
+  static LocritCommand Command(const std::string& cwd, std::vector<std::string> args,
+                               std::map<std::string, std::string> env) {
+    LocritCommand command;
+    command.args = {"serve"};
+    command.args.insert(command.args.end(), args.begin(), args.end());
+    command.cwd = cwd;
+    command.env = std::move(env);
+    command.stderr_file = std::filesystem::path(cwd) / "server.log";
+    return command;
+  }
 };
 
 class AccessE2eTest : public ::testing::Test {
@@ -276,7 +158,7 @@ TEST_F(AccessE2eTest, ACreatedTokenEndsLocalModeAndRevokingItRestoresIt) {
       << err;
   while (!token.empty() && token.back() == '\n') token.pop_back();
   ASSERT_TRUE(token.starts_with("lct_")) << token;
-  EXPECT_THAT(ReadFile(data + "/admin_tokens"), Not(HasSubstr(token)));
+  EXPECT_THAT(ReadWholeFile(data + "/admin_tokens"), Not(HasSubstr(token)));
   std::string listed;
   ASSERT_EQ(RunLocrit({"token", "list", "--data", data}, Cwd(), &listed, &err), 0) << err;
   EXPECT_THAT(listed, HasSubstr("ci\t"));
@@ -286,18 +168,18 @@ TEST_F(AccessE2eTest, ACreatedTokenEndsLocalModeAndRevokingItRestoresIt) {
     Server server(Cwd(), {"--listen", "127.0.0.1:0", "--data", data}, {}, data);
     const std::string base = server.WaitReady();
     ASSERT_FALSE(base.empty()) << server.Log();
-    const Reply missing = Request("GET", base + "/api/locrits");
+    const HttpReply missing = Request("GET", base + "/api/locrits");
     EXPECT_EQ(missing.status, 401);
     EXPECT_EQ(JsonObject(missing)["code"], "unauthorized");
     EXPECT_THAT(missing.headers, HasSubstr("WWW-Authenticate: Bearer"));
-    const Reply wrong = Request("GET", base + "/api/locrits", {"Authorization: Bearer nope"});
+    const HttpReply wrong = Request("GET", base + "/api/locrits", {"Authorization: Bearer nope"});
     EXPECT_EQ(wrong.status, 401);
     EXPECT_THAT(wrong.headers, HasSubstr("invalid_token"));
     EXPECT_EQ(Request("POST", base + "/api/locrits/Bob%20Technique/chat", {},
                       R"({"message":"x"})")
                   .status,
               401);
-    const Reply ok = Request("GET", base + "/api/locrits", {"Authorization: Bearer " + token});
+    const HttpReply ok = Request("GET", base + "/api/locrits", {"Authorization: Bearer " + token});
     EXPECT_EQ(ok.status, 200) << ok.body;
     EXPECT_EQ(JsonObject(ok)["count"], 1);
     EXPECT_EQ(Request("GET", base + "/api/locrits?token=" + token).status, 200);
@@ -309,7 +191,7 @@ TEST_F(AccessE2eTest, ACreatedTokenEndsLocalModeAndRevokingItRestoresIt) {
     EXPECT_EQ(Request("GET", base + "/api/v1/ping").status, 200);
     EXPECT_EQ(Request("GET", base + "/healthz", {"Host: elsewhere.example"}).status, 200);
     // No CORS for foreign origins: browsers on other sites cannot read any answer.
-    const Reply cors = Request("GET", base + "/api/v1/ping", {"Origin: http://evil.example"});
+    const HttpReply cors = Request("GET", base + "/api/v1/ping", {"Origin: http://evil.example"});
     EXPECT_EQ(cors.status, 200);
     EXPECT_THAT(cors.headers, Not(HasSubstr("Access-Control")));
     EXPECT_THAT(server.Log(), HasSubstr("1 admin token(s)"));
@@ -355,28 +237,28 @@ TEST_F(AccessE2eTest, PublicRoutesFollowEachGateAndHideSecrets) {
   const std::string secrets =
       R"("system_prompt":"the secret prompt",)"
       R"("llm":{"provider":"recall","url":"http://10.9.8.7:11434"})";
-  const Reply bob = Request("PATCH", base + "/api/locrits/Bob%20Technique", operator_auth,
+  const HttpReply bob = Request("PATCH", base + "/api/locrits/Bob%20Technique", operator_auth,
                             "{" + secrets + "}");
   ASSERT_EQ(bob.status, 200) << bob.body;
-  const Reply vitrine = Request(
+  const HttpReply vitrine = Request(
       "POST", base + "/api/locrits", operator_auth,
       R"({"name":"Vitrine","description":"d","open_to":{"locrits":false,"internet":true},)" +
           secrets + "}");
   ASSERT_EQ(vitrine.status, 201) << vitrine.body;
 
-  const Reply v1 = Request("GET", base + "/api/v1/locrits");
+  const HttpReply v1 = Request("GET", base + "/api/v1/locrits");
   ASSERT_EQ(v1.status, 200) << v1.body;
   EXPECT_EQ(JsonObject(v1)["count"], 1);
   EXPECT_THAT(v1.body, HasSubstr("Bob Technique"));
   for (const char* secret : {"the secret prompt", "10.9.8.7", "system_prompt", "Vitrine"}) {
     EXPECT_THAT(v1.body, Not(HasSubstr(secret)));
   }
-  const Reply info = Request("GET", base + "/api/v1/locrits/Bob%20Technique/info");
+  const HttpReply info = Request("GET", base + "/api/v1/locrits/Bob%20Technique/info");
   EXPECT_EQ(info.status, 200);
   EXPECT_THAT(info.body, Not(HasSubstr("the secret prompt")));
   EXPECT_EQ(Request("GET", base + "/api/v1/locrits/Vitrine/info").status, 403);
 
-  const Reply chat = Request("POST", base + "/api/v1/locrits/Bob%20Technique/chat", {},
+  const HttpReply chat = Request("POST", base + "/api/v1/locrits/Bob%20Technique/chat", {},
                              R"({"message":"bonjour","sender_name":"Autre Locrit"})");
   ASSERT_EQ(chat.status, 200) << chat.body;
   EXPECT_EQ(JsonObject(chat)["sender_acknowledged"], true);
@@ -388,14 +270,14 @@ TEST_F(AccessE2eTest, PublicRoutesFollowEachGateAndHideSecrets) {
                 .status,
             403);
 
-  const Reply pub = Request("GET", base + "/public/list");
+  const HttpReply pub = Request("GET", base + "/public/list");
   ASSERT_EQ(pub.status, 200);
   EXPECT_EQ(JsonObject(pub)["count"], 1);
   EXPECT_THAT(pub.body, HasSubstr("Vitrine"));
   EXPECT_THAT(pub.body, Not(HasSubstr("10.9.8.7")));
   EXPECT_EQ(Request("GET", base + "/public/Vitrine").status, 200);
   EXPECT_EQ(Request("GET", base + "/public/Bob%20Technique").status, 403);
-  const Reply visit = Request("POST", base + "/public/Vitrine/chat", {},
+  const HttpReply visit = Request("POST", base + "/public/Vitrine/chat", {},
                               R"({"message":"bonjour","visitor_name":"Zoé"})");
   EXPECT_EQ(visit.status, 200) << visit.body;
   EXPECT_EQ(Request("POST", base + "/public/Bob%20Technique/chat", {}, R"({"message":"x"})")
@@ -407,7 +289,7 @@ TEST_F(AccessE2eTest, PublicRoutesFollowEachGateAndHideSecrets) {
                 .status,
             403);
   // Inactive: every channel refuses.
-  const Reply off = Request("POST", base + "/api/locrits/Vitrine/toggle", operator_auth);
+  const HttpReply off = Request("POST", base + "/api/locrits/Vitrine/toggle", operator_auth);
   ASSERT_EQ(off.status, 200) << off.body;
   EXPECT_EQ(Request("GET", base + "/public/Vitrine").status, 403);
   EXPECT_EQ(Request("POST", base + "/public/Vitrine/chat", {}, R"({"message":"x"})").status, 403);

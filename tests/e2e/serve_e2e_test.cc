@@ -1,137 +1,55 @@
 // End to end: the real `locrit serve` binary on 127.0.0.1:0 with a temporary data directory,
-// driven by real HTTP clients (libcurl) over loopback. The port is read back from
-// <data>/locrit.addr.
+// driven by real HTTP clients (libcurl) over loopback (tests/support/locrit_process.h and
+// e2e_http.h).
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <map>
+#include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "registry/locrit_registry.h"
+#include "tests/support/e2e_http.h"
 #include "tests/support/fake_llm_server.h"
+#include "tests/support/locrit_process.h"
 #include "tests/support/raw_sql.h"
 #include "tests/support/temp_dir.h"
-
-extern char** environ;
 
 namespace locrit {
 namespace {
 
 namespace json = boost::json;
 using ::locrit::testing::FakeLlmServer;
+using ::locrit::testing::CommandResult;
 using ::locrit::testing::FakeReply;
+using ::locrit::testing::HttpCall;
+using ::locrit::testing::HttpClient;
+using ::locrit::testing::HttpReply;
+using ::locrit::testing::JsonObject;
+using ::locrit::testing::LocritCommand;
+using ::locrit::testing::LocritServer;
+using ::locrit::testing::ParseSse;
 using ::locrit::testing::RawSql;
+using ::locrit::testing::RunToEnd;
+using ::locrit::testing::Send;
 using ::locrit::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Reply {
-  long status = 0;
-  std::string content_type;
-  std::string body;
-  std::string error;  // libcurl's, when the transfer failed.
-};
-
-size_t Collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-// One request with a fresh libcurl handle.
-Reply Request(const std::string& method, const std::string& url, const std::string& content_type,
-              const std::string& body) {
-  Reply reply;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-  curl_slist* headers = nullptr;
-  if (!content_type.empty()) {
-    headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
-  }
-  if (method == "POST" || !body.empty()) {
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  }
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  const CURLcode rc = curl_easy_perform(curl);
-  if (rc != CURLE_OK) reply.error = curl_easy_strerror(rc);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
-  char* type = nullptr;
-  curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
-  if (type != nullptr) reply.content_type = type;
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  return reply;
-}
-
-json::object JsonObject(const Reply& reply) {
-  boost::system::error_code ec;
-  json::value v = json::parse(reply.body, ec);
-  EXPECT_FALSE(ec) << "not JSON: " << reply.body;
-  if (ec || !v.is_object()) return {};
-  return v.get_object();
-}
-
-// Server-Sent Events as a browser's EventSource reads them: lines end with CRLF, LF or CR; a
-// blank line dispatches the event; "data:" lines (one optional space after the colon) are joined
-// with newlines; comments (":") and other fields are ignored.
-std::vector<std::string> ParseSse(const std::string& stream) {
-  std::vector<std::string> events;
-  std::string data;
-  bool has_data = false;
-  size_t i = 0;
-  while (i < stream.size()) {
-    size_t end = stream.find_first_of("\r\n", i);
-    if (end == std::string::npos) break;  // An unterminated last line is dropped.
-    const std::string line = stream.substr(i, end - i);
-    i = end + 1;
-    if (stream[end] == '\r' && i < stream.size() && stream[i] == '\n') ++i;
-    if (line.empty()) {
-      if (has_data) events.push_back(data);
-      data.clear();
-      has_data = false;
-      continue;
-    }
-    if (line[0] == ':') continue;
-    const size_t colon = line.find(':');
-    const std::string field = line.substr(0, colon);
-    std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
-    if (!value.empty() && value[0] == ' ') value.erase(0, 1);
-    if (field == "data") {
-      if (has_data) data += '\n';
-      data += value;
-      has_data = true;
-    }
-  }
-  return events;
-}
-
 class ServeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    data_ = dir_.path() / "data";
-    log_ = dir_.File("server.log");
-    Start();
-  }
+  void SetUp() override { Start(); }
 
   // Adds Locrits to <data>/registry.db before the server starts, as an earlier run would have.
   void Register(const std::vector<LocritConfig>& locrits) {
@@ -149,84 +67,50 @@ class ServeTest : public ::testing::Test {
     }
   }
 
-  void TearDown() override {
-    if (pid_ > 0) {
-      EXPECT_EQ(Stop(SIGTERM), 0) << Log();
-    }
-  }
-
   void Start() {
-    const std::string binary = LOCRIT_BINARY;
-    const std::string data = data_.string();
-    std::vector<std::string> args = {binary, "serve", "--listen", "127.0.0.1:0", "--data", data};
-    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    ASSERT_EQ(posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    const std::filesystem::path addr = data_ / "locrit.addr";
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::ifstream in(addr);
-      std::string line;
-      if (in && std::getline(in, line) && !line.empty()) {
-        base_ = "http://" + line;
-        return;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL() << "locrit serve exited early: " << Log();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    FAIL() << "locrit serve did not write " << addr << ": " << Log();
+    server_ = std::make_unique<LocritServer>(LOCRIT_BINARY, data_, dir_.File("server.log"),
+                                             extra_args_, env_);
+    base_ = server_->WaitReady();
+    ASSERT_FALSE(base_.empty()) << "locrit serve did not start: " << Log();
   }
 
   // Sends `sig` and returns the exit code (-1 when killed by a signal).
-  int Stop(int sig) {
-    kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
+  int Stop(int sig) { return server_->Stop(sig); }
 
-  std::string Log() const {
-    std::ifstream in(log_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
+  std::string Log() const { return server_ != nullptr ? server_->Log() : ""; }
 
-  Reply Post(const std::string& path, const std::string& body,
-             const std::string& content_type = "application/json") {
-    return Request("POST", base_ + path, content_type, body);
+  HttpReply Call(const std::string& method, const std::string& path,
+                 const std::string& content_type = "", const std::string& body = "") {
+    HttpCall call;
+    call.method = method;
+    call.url = base_ + path;
+    call.content_type = content_type;
+    call.body = body;
+    return Send(call);
   }
-  Reply Get(const std::string& path) { return Request("GET", base_ + path, "", ""); }
+  HttpReply Post(const std::string& path, const std::string& body,
+                 const std::string& content_type = "application/json") {
+    return Call("POST", path, content_type, body);
+  }
+  HttpReply Get(const std::string& path) { return Call("GET", path); }
 
   void ExpectHealthy() {
-    const Reply health = Get("/healthz");
+    const HttpReply health = Get("/healthz");
     EXPECT_EQ(health.status, 200) << health.body << health.error;
   }
 
   TempDir dir_;
-  std::filesystem::path data_;
+  std::filesystem::path data_ = dir_.path() / "data";
   std::vector<std::string> extra_args_;  // Appended to `locrit serve ...` by Start().
-  std::string log_;
-  pid_t pid_ = -1;
+  std::map<std::string, std::string> env_;  // Its environment (no other LOCRIT_* variable).
+  std::unique_ptr<LocritServer> server_;
   std::string base_;
 };
 
 constexpr const char* kBobChat = "/api/locrits/Bob%20Technique/chat";
 
 TEST_F(ServeTest, TheReadmeCurlGetsAnAnswerFromRecall) {
-  const Reply reply = Post(kBobChat, R"({"message":"test"})");
+  const HttpReply reply = Post(kBobChat, R"({"message":"test"})");
   ASSERT_EQ(reply.status, 200) << reply.body << reply.error;
   EXPECT_THAT(reply.content_type, HasSubstr("application/json"));
   json::object body = JsonObject(reply);
@@ -243,11 +127,11 @@ TEST_F(ServeTest, TheReadmeCurlGetsAnAnswerFromRecall) {
   EXPECT_THAT(Log(), HasSubstr("listening on http://127.0.0.1:"));
 
   EXPECT_EQ(Get("/readyz").status, 200);
-  const Reply list = Get("/api/locrits");
+  const HttpReply list = Get("/api/locrits");
   ASSERT_EQ(list.status, 200);
   json::object listed = JsonObject(list);
   EXPECT_EQ(listed["count"], 1);
-  const Reply one = Get("/api/locrits/bob%20TECHNIQUE");
+  const HttpReply one = Get("/api/locrits/bob%20TECHNIQUE");
   ASSERT_EQ(one.status, 200) << one.body;
   json::object locrit = JsonObject(one)["locrit"].as_object();
   EXPECT_EQ(locrit["name"], "Bob Technique");
@@ -257,7 +141,7 @@ TEST_F(ServeTest, TheReadmeCurlGetsAnAnswerFromRecall) {
 
 TEST_F(ServeTest, TenConcurrentPostsAllSucceedAndAreInMemoryAfterShutdown) {
   constexpr int kClients = 10;
-  std::vector<Reply> replies(kClients);
+  std::vector<HttpReply> replies(kClients);
   std::vector<std::thread> clients;
   for (int i = 0; i < kClients; ++i) {
     clients.emplace_back([&, i] {
@@ -267,7 +151,7 @@ TEST_F(ServeTest, TenConcurrentPostsAllSucceedAndAreInMemoryAfterShutdown) {
   }
   for (auto& t : clients) t.join();
   std::vector<std::string> ids;
-  for (const Reply& reply : replies) {
+  for (const HttpReply& reply : replies) {
     ASSERT_EQ(reply.status, 200) << reply.body << reply.error;
     json::object body = JsonObject(reply);
     EXPECT_EQ(body["success"], true);
@@ -285,7 +169,7 @@ TEST_F(ServeTest, TenConcurrentPostsAllSucceedAndAreInMemoryAfterShutdown) {
 
 TEST_F(ServeTest, TheStreamParsesAsABrowserWould) {
   ASSERT_EQ(Post(kBobChat, R"({"message":"le routeur wifi clignote"})").status, 200);
-  const Reply reply = Post(std::string(kBobChat) + "/stream",
+  const HttpReply reply = Post(std::string(kBobChat) + "/stream",
                            R"({"message":"pourquoi le routeur clignote ?"})");
   ASSERT_EQ(reply.status, 200) << reply.body << reply.error;
   EXPECT_THAT(reply.content_type, HasSubstr("text/event-stream"));
@@ -351,7 +235,7 @@ TEST_F(ServeTest, BadRequestsGetTheirPreciseJsonErrorsAndTheServerStaysHealthy) 
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
-    const Reply reply = Request(c.method, base_ + c.path, c.content_type, c.body);
+    const HttpReply reply = Call(c.method, c.path, c.content_type, c.body);
     ASSERT_EQ(reply.status, c.status) << reply.body << reply.error;
     EXPECT_THAT(reply.content_type, HasSubstr("application/json"));
     json::object body = JsonObject(reply);
@@ -372,42 +256,41 @@ TEST_F(ServeTest, AnInactiveOrUnknownLocritIsRefusedBeforeAnythingIsSaved) {
   ASSERT_EQ(Stop(SIGTERM), 0) << Log();
   std::filesystem::remove_all(data_);
   std::filesystem::create_directories(data_);
-  setenv("LOCRIT_NO_EXAMPLE", "1", 1);
+  env_ = {{"LOCRIT_NO_EXAMPLE", "1"}};
   Start();
-  unsetenv("LOCRIT_NO_EXAMPLE");
-  const Reply list = Get("/api/locrits");
+  const HttpReply list = Get("/api/locrits");
   ASSERT_EQ(list.status, 200);
   EXPECT_EQ(JsonObject(list)["count"], 0);
   EXPECT_EQ(Post(kBobChat, R"({"message":"x"})").status, 404);
 }
 
 TEST_F(ServeTest, TheRegistryAndMemorySurviveARestart) {
-  const Reply first = Post(kBobChat, R"({"message":"retiens le mot zanzibar"})");
+  const HttpReply first = Post(kBobChat, R"({"message":"retiens le mot zanzibar"})");
   ASSERT_EQ(first.status, 200);
   ASSERT_EQ(Stop(SIGTERM), 0) << Log();
   Start();
   EXPECT_THAT(Log(), Not(HasSubstr("created the example"))) << "the registry was not empty";
-  const Reply second = Post(kBobChat, R"({"message":"zanzibar ?"})");
+  const HttpReply second = Post(kBobChat, R"({"message":"zanzibar ?"})");
   ASSERT_EQ(second.status, 200) << second.body;
   EXPECT_THAT(std::string(JsonObject(second)["response"].as_string()), HasSubstr("zanzibar"));
 }
 
 TEST_F(ServeTest, ConversationsSurviveARestartWithTheirMessages) {
-  const Reply created = Post("/api/conversations/create",
+  const HttpReply created = Post("/api/conversations/create",
                              R"({"locrit_name":"Bob Technique","user_id":"alice"})");
   ASSERT_EQ(created.status, 201) << created.body;
   const std::string id(JsonObject(created)["conversation_id"].as_string());
-  const Reply said =
+  const HttpReply said =
       Post("/api/conversations/" + id + "/message", R"({"message":"retiens le mot zanzibar"})");
   ASSERT_EQ(said.status, 200) << said.body;
   EXPECT_EQ(JsonObject(said)["message_count"], 2);
   ASSERT_EQ(Stop(SIGTERM), 0) << Log();
 
   Start();
-  const Reply listed = Get("/api/conversations?user_id=alice");
+  const HttpReply listed = Get("/api/conversations?user_id=alice");
   ASSERT_EQ(listed.status, 200) << listed.body;
   ASSERT_EQ(JsonObject(listed)["count"], 1);
-  const Reply read = Get("/api/conversations/" + id);
+  const HttpReply read = Get("/api/conversations/" + id);
   ASSERT_EQ(read.status, 200) << read.body;
   json::object conversation = JsonObject(read);
   EXPECT_EQ(conversation["message_count"], 2);
@@ -415,7 +298,7 @@ TEST_F(ServeTest, ConversationsSurviveARestartWithTheirMessages) {
   ASSERT_EQ(messages.size(), 2u);
   EXPECT_EQ(messages[0].at("content"), "retiens le mot zanzibar");
   EXPECT_EQ(messages[1].at("role"), "assistant");
-  const Reply again = Post("/api/conversations/" + id + "/message", R"({"message":"zanzibar ?"})");
+  const HttpReply again = Post("/api/conversations/" + id + "/message", R"({"message":"zanzibar ?"})");
   ASSERT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(JsonObject(again)["message_count"], 4);
 }
@@ -448,30 +331,21 @@ TEST_F(ServeTest, AThousandRequestsOverAHundredConnectionsToTwentyLocrits) {
   std::vector<std::thread> clients;
   for (int c = 0; c < kConnections; ++c) {
     clients.emplace_back([&, c] {
-      // One handle per connection: libcurl keeps its connection alive between requests.
-      CURL* curl = curl_easy_init();
-      curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+      HttpClient connection;  // Kept alive between its requests.
       for (int r = 0; r < kRequestsEach; ++r) {
         const int locrit = (c * kRequestsEach + r) % kLocrits;
-        const std::string url = base_ + "/api/locrits/Charge%20" + std::to_string(locrit) + "/chat";
-        const std::string body = R"({"message":"requête )" + std::to_string(r) + " de " +
-                                 std::to_string(c) + R"(","user_id":"client-)" +
-                                 std::to_string(c) + "\"}";
-        std::string answer;
-        curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
-        const CURLcode rc = curl_easy_perform(curl);
-        long status = 0;
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        HttpCall call;
+        call.method = "POST";
+        call.url = base_ + "/api/locrits/Charge%20" + std::to_string(locrit) + "/chat";
+        call.body = R"({"message":"requête )" + std::to_string(r) + " de " + std::to_string(c) +
+                    R"(","user_id":"client-)" + std::to_string(c) + "\"}";
+        call.timeout_seconds = 120;
+        const HttpReply reply = connection.Send(call);
         boost::system::error_code ec;
-        const json::value parsed = json::parse(answer, ec);
-        if (rc != CURLE_OK || status != 200 || ec || !parsed.is_object()) {
-          failures[static_cast<size_t>(c)] += std::string(curl_easy_strerror(rc)) + " " +
-                                              std::to_string(status) + " " + answer + "\n";
+        const json::value parsed = json::parse(reply.body, ec);
+        if (!reply.error.empty() || reply.status != 200 || ec || !parsed.is_object()) {
+          failures[static_cast<size_t>(c)] +=
+              reply.error + " " + std::to_string(reply.status) + " " + reply.body + "\n";
           continue;
         }
         const json::object& o = parsed.get_object();
@@ -479,8 +353,6 @@ TEST_F(ServeTest, AThousandRequestsOverAHundredConnectionsToTwentyLocrits) {
             {locrit, std::string(o.at("user_message_id").as_string()),
              std::string(o.at("assistant_message_id").as_string())});
       }
-      curl_slist_free_all(headers);
-      curl_easy_cleanup(curl);
     });
   }
   for (auto& t : clients) t.join();
@@ -564,17 +436,14 @@ TEST_F(ServeTest, ShutdownWhileStreamingEndsTheStreamCleanlyAndLosesNothing) {
     return false;
   };
   ASSERT_TRUE(received("réponse")) << "the stream never started";
-  kill(pid_, SIGTERM);
+  server_->Signal(SIGTERM);
   // Draining: once the log says so, let the model finish its reply.
   for (int i = 0; i < 1500 && Log().find("shutting down") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   llm.Release();
   client.join();
-  int exit_status = 0;
-  waitpid(pid_, &exit_status, 0);
-  pid_ = -1;
-  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << Log();
+  EXPECT_EQ(server_->Wait(), 0) << Log();
 
   EXPECT_EQ(status, 200);
   const std::vector<std::string> events = ParseSse(stream);
@@ -592,26 +461,21 @@ TEST_F(ServeTest, ShutdownWhileStreamingEndsTheStreamCleanlyAndLosesNothing) {
 }
 
 TEST_F(ServeTest, ANonLoopbackAddressIsRefusedWithExitCode2) {
-  const std::string binary = LOCRIT_BINARY;
-  const std::string command = binary + " serve --listen 0.0.0.0:0 --data " +
-                              (dir_.path() / "other").string() + " 2>" +
-                              dir_.File("refused.log");
-  const int status = std::system(command.c_str());
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 2);
-  std::ifstream in(dir_.File("refused.log"));
-  std::stringstream s;
-  s << in.rdbuf();
-  EXPECT_THAT(s.str(), HasSubstr("needs an admin token"));
+  LocritCommand command;
+  command.args = {"serve", "--listen", "0.0.0.0:0", "--data", (dir_.path() / "other").string()};
+  command.cwd = dir_.path();
+  const CommandResult refused = RunToEnd(LOCRIT_BINARY, command);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("needs an admin token"));
 }
 
 TEST_F(ServeTest, ASecondServerOnTheSameDataDirectoryExitsWith3) {
-  const std::string binary = LOCRIT_BINARY;
-  const std::string command = binary + " serve --listen 127.0.0.1:0 --data " + data_.string() +
-                              " 2>" + dir_.File("second.log");
-  const int status = std::system(command.c_str());
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 3);
+  LocritCommand command;
+  command.args = {"serve", "--listen", "127.0.0.1:0", "--data", data_.string()};
+  command.cwd = dir_.path();
+  const CommandResult second = RunToEnd(LOCRIT_BINARY, command);
+  EXPECT_EQ(second.exit_code, 3);
+  EXPECT_THAT(second.err, HasSubstr("pid"));
 }
 
 // A Locrit with an embedding model on a fake LLM server: the server embeds its messages after
@@ -619,8 +483,6 @@ TEST_F(ServeTest, ASecondServerOnTheSameDataDirectoryExitsWith3) {
 class HybridServeTest : public ServeTest {
  protected:
   void SetUp() override {
-    data_ = dir_.path() / "data";
-    log_ = dir_.File("server.log");
     LocritConfig hybrid;
     hybrid.name = "Hybride";
     hybrid.description = "retrouve par le sens";
@@ -682,7 +544,7 @@ constexpr const char* kHybridChat = "/api/locrits/Hybride/chat";
 
 TEST_F(HybridServeTest, MessagesAreEmbeddedAfterTheTurnsAndBackfilledAfterARestart) {
   for (const char* message : {"mon chat s'appelle Moustache", "il aime le poisson"}) {
-    const Reply reply = Post(kHybridChat, std::string(R"({"message":")") + message + "\"}");
+    const HttpReply reply = Post(kHybridChat, std::string(R"({"message":")") + message + "\"}");
     ASSERT_EQ(reply.status, 200) << reply.body;
     EXPECT_EQ(JsonObject(reply)["response"], "Hello, world!");
   }
@@ -693,7 +555,7 @@ TEST_F(HybridServeTest, MessagesAreEmbeddedAfterTheTurnsAndBackfilledAfterAResta
   FakeReply down;
   down.end = FakeReply::End::kDisconnect;
   llm_.SetEmbeddingReply(down);
-  const Reply offline = Post(kHybridChat, R"({"message":"et il dort beaucoup"})");
+  const HttpReply offline = Post(kHybridChat, R"({"message":"et il dort beaucoup"})");
   ASSERT_EQ(offline.status, 200) << offline.body;
   ASSERT_EQ(Stop(SIGTERM), 0) << Log();
   EXPECT_EQ(Counts(), std::make_pair(6, 4)) << "saved, not embedded while the server was down";
@@ -711,7 +573,7 @@ TEST_F(HybridServeTest, MessagesAreEmbeddedAfterTheTurnsAndBackfilledAfterAResta
 // restart, an edit replaces it, and semantic search then finds the memory by its meaning.
 TEST_F(HybridServeTest, MemoriesFromTheRoutesAreEmbeddedAndFoundByMeaning) {
   const std::string base = "/api/locrits/Hybride/memory";
-  const Reply added = Post(base + "/memories", R"({"content":"Moustache aime le poisson"})");
+  const HttpReply added = Post(base + "/memories", R"({"content":"Moustache aime le poisson"})");
   ASSERT_EQ(added.status, 200) << added.body;
   json::object memory = JsonObject(added)["memory"].as_object();
   const std::string id = memory["id"].is_string() ? std::string(memory["id"].get_string()) : "";
@@ -741,12 +603,13 @@ TEST_F(HybridServeTest, MemoriesFromTheRoutesAreEmbeddedAndFoundByMeaning) {
   };
   EXPECT_TRUE(wait_for(vector_of("Moustache aime le poisson"))) << Log();
 
-  const Reply edited = Request("PUT", base_ + base + "/memories/" + id, "application/json",
-                               R"({"content":"Moustache dort au soleil"})");
+  const HttpReply edited =
+      Call("PUT", base + "/memories/" + id, "application/json",
+           R"({"content":"Moustache dort au soleil"})");
   ASSERT_EQ(edited.status, 200) << edited.body;
   EXPECT_TRUE(wait_for(vector_of("Moustache dort au soleil"))) << "re-embedded after the edit";
 
-  const Reply found = Get(base + "/search?q=Moustache%20dort%20au%20soleil&mode=semantic");
+  const HttpReply found = Get(base + "/search?q=Moustache%20dort%20au%20soleil&mode=semantic");
   ASSERT_EQ(found.status, 200) << found.body;
   json::object body = JsonObject(found);
   EXPECT_EQ(body["mode"], "semantic");

@@ -13,9 +13,16 @@ size_t Append(char* data, size_t size, size_t n, void* out) {
 
 }  // namespace
 
-HttpReply Send(const HttpCall& call) {
+HttpReply Send(const HttpCall& call) { return HttpClient().Send(call); }
+
+HttpClient::HttpClient() : curl_(curl_easy_init()) {}
+
+HttpClient::~HttpClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+
+HttpReply HttpClient::Send(const HttpCall& call) {
   HttpReply reply;
-  CURL* curl = curl_easy_init();
+  CURL* curl = static_cast<CURL*>(curl_);
+  curl_easy_reset(curl);  // Options of the last call go; its connection stays.
   curl_easy_setopt(curl, CURLOPT_URL, call.url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, call.method.c_str());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
@@ -43,7 +50,6 @@ HttpReply Send(const HttpCall& call) {
   curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
   if (type != nullptr) reply.content_type = type;
   curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
   return reply;
 }
 

@@ -26,7 +26,22 @@ struct HttpCall {
   long timeout_seconds = 60;
 };
 
+// One call on a fresh connection.
 HttpReply Send(const HttpCall& call);
+
+// One client whose connection libcurl keeps alive between calls (keep-alive tests). Not
+// thread-safe: one per thread.
+class HttpClient {
+ public:
+  HttpClient();
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+  HttpReply Send(const HttpCall& call);
+
+ private:
+  void* curl_;  // CURL*, kept out of this header.
+};
 
 // The body as a JSON object; a failed expectation (and {}) when it is not one.
 boost::json::object JsonObject(const HttpReply& reply);

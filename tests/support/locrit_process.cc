@@ -88,12 +88,21 @@ CommandResult RunToEnd(const std::string& binary, LocritCommand command) {
 LocritServer::LocritServer(std::string binary, std::filesystem::path data,
                            std::filesystem::path log, std::vector<std::string> extra_args,
                            std::map<std::string, std::string> env)
-    : data_(std::move(data)), log_(std::move(log)) {
-  LocritCommand command;
-  command.args = {"serve", "--listen", "127.0.0.1:0", "--data", data_.string()};
-  command.args.insert(command.args.end(), extra_args.begin(), extra_args.end());
-  command.env = std::move(env);
-  command.stderr_file = log_;
+    : LocritServer(binary,
+                   [&] {
+                     LocritCommand command;
+                     command.args = {"serve", "--listen", "127.0.0.1:0", "--data", data.string()};
+                     command.args.insert(command.args.end(), extra_args.begin(),
+                                         extra_args.end());
+                     command.env = std::move(env);
+                     command.stderr_file = log;
+                     return command;
+                   }(),
+                   data) {}
+
+LocritServer::LocritServer(const std::string& binary, const LocritCommand& command,
+                           std::filesystem::path data)
+    : data_(std::move(data)), log_(command.stderr_file) {
   pid_ = Spawn(binary, command);
 }
 

@@ -34,13 +34,19 @@ CommandResult RunToEnd(const std::string& binary, LocritCommand command);
 
 std::string ReadWholeFile(const std::filesystem::path& path);
 
-// `locrit serve --listen 127.0.0.1:0 --data <data> extra...`, stopped with SIGTERM by Stop() or
-// the destructor (which expects exit code 0).
+// A running `locrit serve`, stopped with SIGTERM by Stop() or by the destructor (which expects
+// exit code 0).
 class LocritServer {
  public:
+  // `locrit serve --listen 127.0.0.1:0 --data <data> extra...`, its stderr to `log`.
   LocritServer(std::string binary, std::filesystem::path data, std::filesystem::path log,
                std::vector<std::string> extra_args = {},
                std::map<std::string, std::string> env = {});
+  // `locrit <command.args...>` exactly as given (settings from a file, the environment or
+  // relative paths), whose data directory — where locrit.addr appears — is `data`. Its stderr
+  // goes to command.stderr_file, which Log() reads.
+  LocritServer(const std::string& binary, const LocritCommand& command,
+               std::filesystem::path data);
   ~LocritServer();
   LocritServer(const LocritServer&) = delete;
   LocritServer& operator=(const LocritServer&) = delete;

@@ -923,9 +923,15 @@ void Api::RouteMemory(const Route& route, const LocritConfig& locrit) {
   if (head == "clear") {
     if (method != "DELETE") return route.WrongMethod("DELETE");
     if (route.RefuseUnlessOperator()) return;
-    auto parsed = ParseJsonObjectBody(route.request);
-    if (auto* e = std::get_if<HttpError>(&parsed)) return route.Fail(*e);
-    const json::value* confirm = std::get<json::object>(parsed).if_contains("confirm");
+    // A DELETE without a body (and so without a Content-Type) is the commonest way to forget the
+    // confirmation: it is told so (400), not that its absent body is not JSON (415).
+    json::object body;
+    if (route.request.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+      auto parsed = ParseJsonObjectBody(route.request);
+      if (auto* e = std::get_if<HttpError>(&parsed)) return route.Fail(*e);
+      body = std::move(std::get<json::object>(parsed));
+    }
+    const json::value* confirm = body.if_contains("confirm");
     if (confirm == nullptr || !confirm->is_bool() || !confirm->get_bool()) {
       return route.Fail(BadRequest("confirm must be true: clearing deletes this Locrit's memory"));
     }

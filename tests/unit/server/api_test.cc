@@ -901,6 +901,11 @@ TEST_F(MemoryApiTest, ExportClearImportRoundTrip) {
   EXPECT_GE(std::count(exported.body.begin(), exported.body.end(), '\n'), 7);
 
   EXPECT_EQ(M("DELETE", "/clear").first, 400);
+  // Without any body, hence without a Content-Type: still the missing confirmation, not a 415.
+  auto [bare, r0] = Call("DELETE", std::string(kBob) + "/clear", "", "");
+  EXPECT_EQ(bare.status, 400) << bare.body;
+  EXPECT_THAT(bare.body, HasSubstr("confirm must be true"));
+  EXPECT_EQ(M("DELETE", "/clear", "{}", "text/plain").first, 415) << "a body must still be JSON";
   EXPECT_EQ(M("DELETE", "/clear", R"({"confirm":false})").second["error"],
             "confirm must be true: clearing deletes this Locrit's memory");
   EXPECT_EQ(M("DELETE", "/clear", R"({"confirm":"yes"})").first, 400);

@@ -28,6 +28,7 @@ bench: deps
 	$(MAKE) build
 	$(BUILD)/bench/store_bench
 	$(BUILD)/bench/memory_bench
+	$(BUILD)/bench/chat_bench
 	$(BUILD)/bench/ws_idle_bench
 
 # ASan+UBSan over the unit and fault tiers, in its own build tree.

@@ -32,6 +32,7 @@
 
 #include "base/clock.h"
 #include "base/id_generator.h"
+#include "bench/bench_util.h"
 #include "store/memory_store.h"
 #include "tests/support/temp_dir.h"
 
@@ -39,117 +40,27 @@ namespace locrit {
 namespace {
 
 using ::locrit::testing::TempDir;
-using SteadyClock = std::chrono::steady_clock;
+using ::locrit::bench::Die;
+using ::locrit::bench::GeneratedMessage;
+using ::locrit::bench::kVocabulary;
+using ::locrit::bench::kVocabularySize;
+using ::locrit::bench::LatencyRecorder;
+using ::locrit::bench::MakeMessages;
+using ::locrit::bench::OrDie;
+using ::locrit::bench::SessionId;
+using ::locrit::bench::SteadyClock;
+using ::locrit::bench::ToNewMessage;
+using ::locrit::bench::Words;
+using ::locrit::bench::kSessions;
 
 constexpr int kFillMessages = 5000;  // The store size of targets 2 to 5 (the default cap).
-constexpr int kSessions = 50;
 constexpr int kWritePool = 8192;     // Distinct messages the write benchmarks cycle through.
 constexpr int kQueryPool = 1024;     // Distinct session picks and search queries.
 constexpr int kFillBatch = 500;      // Messages per transaction while pre-filling.
 constexpr int64_t kCacheKib = 8192;  // The store's default page cache, given to the raw side too.
 constexpr uint64_t kSeed = 20250101;
 
-// French and English words, the mix of the Kuzu export fixture; accented words exercise the
-// tokenizer's diacritic folding on both sides.
-constexpr std::string_view kVocabulary[] = {
-    "bonjour",   "salut",     "merci",       "hello",        "thanks",    "please",
-    "réponse",   "answer",    "question",    "pourquoi",     "why",       "comment",
-    "how",       "quand",     "when",        "où",           "where",     "what",
-    "toujours",  "always",    "jamais",      "never",        "demain",    "tomorrow",
-    "hier",      "yesterday", "aujourd'hui", "today",        "jardin",    "garden",
-    "cuisine",   "cooking",   "recette",     "recipe",       "pluie",     "rain",
-    "soleil",    "sun",       "météo",       "weather",      "voyage",    "travel",
-    "train",     "plane",     "mountain",    "montagne",     "river",     "rivière",
-    "city",      "ville",     "musique",     "music",        "film",      "movie",
-    "livre",     "book",      "chien",       "chat",         "family",    "famille",
-    "friend",    "ami",       "birthday",    "anniversaire", "réunion",   "meeting",
-    "projet",    "project",   "travail",     "work",         "budget",    "ticket",
-    "plan",      "note",      "list",        "reminder",     "souvenir",  "memory",
-    "mémoire",   "idée",      "idea",        "graph",        "node",      "edge",
-    "query",     "database",  "session",     "user",         "assistant", "locrit",
-    "python",    "rust",      "javascript",  "coffee",       "café",      "tea",
-    "thé",       "bread",     "pain",        "cheese",       "fromage",   "maybe",
-    "peut-être", "vraiment",  "really",      "beaucoup",     "much",      "très",
-    "very",      "encore",    "again",       "donc",         "alors",     "mais",
-    "but",       "because",   "car",         "avec",         "with",      "pour",
-    "for",       "dans",      "sur",         "nous",         "vous",      "elle",
-    "il",        "je",        "tu",          "est",          "suis",      "the",
-    "and",       "or",        "été",         "hiver",        "winter",    "printemps",
-    "spring",    "automne",   "autumn",      "école",        "school",    "élève",
-    "student",   "santé",     "health",      "médecin",      "doctor",    "fenêtre",
-    "window",    "château",   "castle",      "forêt",        "forest",    "lac",
-    "lake",      "mer",       "sea",         "plage",        "beach",     "vélo",
-    "bike",      "voiture",   "automobile",  "gare",         "station",   "marché",
-    "market",    "fraise",    "strawberry",  "pomme",        "apple",     "légume",
-    "vegetable", "fête",      "party",       "cadeau",       "gift",      "chanson",
-    "song",      "guitare",   "guitar",      "piano",        "danse",     "dance",
-    "photo",     "picture",   "ordinateur",  "computer",     "téléphone", "phone",
-    "courriel",  "email",     "rendez-vous", "appointment",  "semaine",   "week",
-    "mois",      "month",     "année",       "year",         "matin",     "morning",
-    "soir",      "evening",   "nuit",        "night"};
-constexpr int kVocabularySize = static_cast<int>(std::size(kVocabulary));
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "store_bench: %s\n", what.c_str());
-  std::abort();
-}
-
-template <typename T>
-T OrDie(Result<T> result, std::string_view what) {
-  if (!result.ok()) Die(fmt::format("{}: {}", what, result.status().ToString()));
-  return std::move(result).value();
-}
-
-void OrDie(const Status& status, std::string_view what) {
-  if (!status.ok()) Die(fmt::format("{}: {}", what, status.ToString()));
-}
-
 // ---- Generated data (the same for a store benchmark and its baseline) ----
-
-struct GeneratedMessage {
-  std::string session;
-  std::string content;
-  bool from_user = true;
-};
-
-std::string SessionId(int index) { return fmt::format("sess-{:02}", index); }
-
-// How message words are drawn from the vocabulary.
-enum class Words {
-  // Uniformly, like the fixture: every word is in about 14% of the messages, the hard case for
-  // keyword search (every query term has a long posting list to rank).
-  kUniform,
-  // P(rank r) ~ 1/r (Zipf), as in natural text: a few words are everywhere, most are rarer.
-  kZipf,
-};
-
-std::discrete_distribution<int> WordDistribution(Words words) {
-  std::vector<double> weights;
-  for (int r = 1; r <= kVocabularySize; ++r) {
-    weights.push_back(words == Words::kUniform ? 1.0 : 1.0 / r);
-  }
-  return std::discrete_distribution<int>(weights.begin(), weights.end());
-}
-
-// Messages of 3 to 60 words over kSessions sessions, alternately from the user and the Locrit.
-std::vector<GeneratedMessage> MakeMessages(int count, uint64_t seed,
-                                           Words words = Words::kUniform) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> session(0, kSessions - 1);
-  std::uniform_int_distribution<int> length(3, 60);
-  std::discrete_distribution<int> word = WordDistribution(words);
-  std::vector<GeneratedMessage> out(static_cast<size_t>(count));
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i].session = SessionId(session(rng));
-    out[i].from_user = i % 2 == 0;
-    const int word_count = length(rng);
-    for (int w = 0; w < word_count; ++w) {
-      if (w > 0) out[i].content += ' ';
-      out[i].content += kVocabulary[word(rng)];
-    }
-  }
-  return out;
-}
 
 // Queries of 1 to 3 distinct vocabulary words, drawn uniformly whatever the corpus: people search
 // for what a conversation was about, not for its most frequent words.
@@ -176,47 +87,6 @@ std::vector<std::string> MakeSessionPicks(int count, uint64_t seed) {
   return out;
 }
 
-NewMessage ToNewMessage(const GeneratedMessage& m) {
-  NewMessage out;
-  out.session_id = m.session;
-  out.user_id = m.from_user ? "user-alice" : "locrit";
-  out.role = m.from_user ? Role::kUser : Role::kAssistant;
-  out.content = m.content;
-  return out;
-}
-
-// ---- Per-operation latency ----
-
-// Times each operation separately so that p50/p99 come from one run (Google Benchmark's own
-// figure is a mean per iteration, which hides the slow tail: checkpoints, space reclaiming).
-class LatencyRecorder {
- public:
-  explicit LatencyRecorder(const benchmark::State& state) {
-    samples_.reserve(static_cast<size_t>(state.max_iterations));
-  }
-
-  void Add(SteadyClock::time_point start) {
-    samples_.push_back(
-        std::chrono::duration<double, std::micro>(SteadyClock::now() - start).count());
-  }
-
-  void Report(benchmark::State& state) {
-    if (samples_.empty()) return;
-    state.counters["p50_us"] = Percentile(0.50);
-    state.counters["p99_us"] = Percentile(0.99);
-  }
-
- private:
-  // Nearest rank: the smallest sample with at least `p` of the samples at or below it.
-  double Percentile(double p) {
-    const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(samples_.size())));
-    const auto nth = samples_.begin() + static_cast<std::ptrdiff_t>(std::max<size_t>(rank, 1) - 1);
-    std::nth_element(samples_.begin(), nth, samples_.end());
-    return *nth;
-  }
-
-  std::vector<double> samples_;
-};
 
 // Bytes this process has handed to write()/pwrite() so far (/proc/self/io "wchar"): what a durable
 // save pushes through the WAL and its checkpoints, which is what fsync then waits for.

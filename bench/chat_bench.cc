@@ -263,6 +263,36 @@ void BM_ContextAssembly(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(prompt_chars), benchmark::Counter::kAvgIterations);
 }
 
+// Where context assembly's time goes: the keyword search Recall issues (messages and memories,
+// 24 candidates, no concepts), with the whole new message as the query (words:0, up to 32 terms)
+// or only its first 3 words (words:3).
+void BM_RecallKeywordSearch(benchmark::State& state) {
+  SystemClock clock;
+  IdGenerator ids(&clock, kSeed);
+  auto store = OpenCorpus(clock, ids);
+  const std::vector<Pick>& picks = Corpus::Get().picks();
+  const size_t words = static_cast<size_t>(state.range(0));
+  LatencyRecorder latency(state);
+  size_t i = 0;
+  for (auto _ : state) {
+    const std::string& text = picks[i++ % picks.size()].text;
+    SearchQuery search;
+    search.text = text;
+    if (words > 0) {
+      size_t end = 0;
+      for (size_t w = 0; w < words && end != std::string::npos; ++w) end = text.find(' ', end + 1);
+      search.text = text.substr(0, end);
+    }
+    search.limit = kRecallItems * 3;  // Recall's kCandidatesPerItem.
+    search.concepts = false;
+    const auto start = SteadyClock::now();
+    auto hits = OrDie(store->Search(search), "search");
+    latency.Add(start);
+    benchmark::DoNotOptimize(hits);
+  }
+  latency.Report(state);
+}
+
 // ---- 2. Chat turn overhead ----
 
 // The fake LLM server, answering every request at once with one short JSON reply.
@@ -385,6 +415,12 @@ BENCHMARK(BM_ContextAssembly)
     ->ArgName("hybrid")
     ->Arg(0)
     ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RecallKeywordSearch)
+    ->ArgName("words")
+    ->Arg(0)
+    ->Arg(3)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LlmRequest_Baseline)->UseRealTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);

@@ -31,11 +31,12 @@ bench: deps
 	$(BUILD)/bench/chat_bench
 	$(BUILD)/bench/ws_idle_bench
 
-# ASan+UBSan over the unit and fault tiers, in its own build tree.
+# ASan+UBSan over the unit, fault and e2e tiers (the e2e tests drive the sanitized server), in its
+# own build tree.
 sanitize: deps
 	$(MAKE) build BUILD=build-asan CMAKE_FLAGS="$(CMAKE_FLAGS) -DLOCRIT_SANITIZE=address -DLOCRIT_BUILD_BENCH=OFF"
 	LOCRIT_CORRUPTION_TRIALS=100 LOCRIT_KILL_TRIALS=50 \
-	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L 'unit|fault'
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L 'unit|fault|e2e'
 
 # The concurrency tests under ThreadSanitizer, in their own build tree: the memory manager and its
 # stress test, the LLM clients, and whole suites of the chat turn, the registry and conversations,

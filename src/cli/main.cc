@@ -74,6 +74,19 @@ int Run(int argc, char** argv) {
   auto* shutdown_opt = serve->add_option(
       "--shutdown-timeout", shutdown_timeout,
       "Seconds in-flight requests get to finish on SIGINT/SIGTERM (default 30)");
+  std::string max_connections, header_timeout, idle_timeout;
+  bool no_request_log = false;
+  auto* no_request_log_opt =
+      serve->add_flag("--no-request-log", no_request_log, "Do not log one line per request");
+  auto* max_connections_opt = serve->add_option(
+      "--max-connections", max_connections,
+      "Open connections held at most; more are answered 503 and closed (default 10000)");
+  auto* header_timeout_opt = serve->add_option(
+      "--header-timeout", header_timeout,
+      "Seconds a request's headers may take once its first byte arrived (default 10)");
+  auto* idle_timeout_opt =
+      serve->add_option("--idle-timeout", idle_timeout,
+                        "Seconds a keep-alive connection may wait for its next request (default 30)");
   serve->callback([&] {
     SettingsSources sources;
     sources.env = LocritEnvironment();
@@ -92,6 +105,14 @@ int Run(int argc, char** argv) {
     if (data_opt->count() > 0) sources.flags["server.data"] = data_dir;
     if (no_example_opt->count() > 0 && no_example) sources.flags["server.no_example"] = "true";
     if (shutdown_opt->count() > 0) sources.flags["server.shutdown_timeout_s"] = shutdown_timeout;
+    if (no_request_log_opt->count() > 0 && no_request_log) {
+      sources.flags["server.request_log"] = "false";
+    }
+    if (max_connections_opt->count() > 0) {
+      sources.flags["limits.max_connections"] = max_connections;
+    }
+    if (header_timeout_opt->count() > 0) sources.flags["limits.header_timeout_s"] = header_timeout;
+    if (idle_timeout_opt->count() > 0) sources.flags["limits.idle_timeout_s"] = idle_timeout;
     Result<ServeSettings> settings = ResolveSettings(sources);
     if (!settings.ok()) return void(exit_code = Fail(settings.status()));
     exit_code = Serve(*settings);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -42,6 +43,27 @@ constexpr const char* kExampleDescription =
     "Le Locrit d'exemple : un technicien serviable qui répond aux questions techniques.";
 
 void Log(const std::string& line) { std::cerr << "locrit: " << line << std::endl; }
+
+// Each connection is a descriptor: the soft limit (often 1024) is raised to the hard one so
+// that max_connections can be reached; a warning says when even the hard limit is lower.
+void RaiseOpenFileLimit(int max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  // Memory files, the registry and the listener need descriptors too.
+  constexpr rlim_t kReserved = 256;
+  if (limit.rlim_cur != RLIM_INFINITY &&
+      limit.rlim_cur < static_cast<rlim_t>(max_connections) + kReserved) {
+    Log(
+        fmt::format("warning: the open file limit ({}) is below max_connections ({}) + {}; "
+                    "connections beyond it will be refused by the system",
+                    limit.rlim_cur, max_connections, kReserved));
+  }
+}
 
 uint64_t EntropySeed() {
   std::random_device device;
@@ -296,6 +318,8 @@ int Serve(const ServeSettings& settings) {
   if (listen->host != "localhost" && listen->host != "127.0.0.1" && listen->host != "::1") {
     api_options.access.allowed_hosts.push_back(listen->host);
   }
+  ServerMetrics metrics({.memory = &memory, .llm = &llm, .work_pool = &pool});
+  api_options.metrics = &metrics;
   Api api(api_options);
 
   // Backfill from the start: messages saved while the embedding server was down, or before the
@@ -312,6 +336,12 @@ int Serve(const ServeSettings& settings) {
   server_options.port = listen->port;
   server_options.max_body_bytes = settings.max_body_bytes;
   server_options.max_ws_queue_bytes = settings.max_ws_queue_bytes;
+  server_options.request_log = settings.request_log;
+  server_options.max_connections = static_cast<size_t>(settings.max_connections);
+  server_options.header_timeout = std::chrono::seconds(settings.header_timeout_s);
+  server_options.idle_timeout = std::chrono::seconds(settings.idle_timeout_s);
+  server_options.metrics = &metrics;
+  RaiseOpenFileLimit(settings.max_connections);
   auto server = HttpServer::Start(server_options, &api);
   if (!server.ok()) {
     return Fail(server.status().code() == StatusCode::kInvalidArgument ? kExitConfig

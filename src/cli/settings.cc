@@ -91,6 +91,11 @@ const std::vector<SettingSpec>& Specs() {
        }},
       {"server.shutdown_timeout_s", "LOCRIT_SHUTDOWN_TIMEOUT", SettingType::kInteger,
        IntIn(&ServeSettings::shutdown_timeout_s, 0, 3600)},
+      {"server.request_log", "LOCRIT_REQUEST_LOG", SettingType::kBoolean,
+       [](ServeSettings& s, const SettingValue& v) -> std::optional<std::string> {
+         s.request_log = std::get<bool>(v);
+         return std::nullopt;
+       }},
       {"access.admin_tokens", "LOCRIT_ADMIN_TOKEN", SettingType::kStringList,
        [](ServeSettings& s, const SettingValue& v) -> std::optional<std::string> {
          const auto& tokens = std::get<std::vector<std::string>>(v);
@@ -149,6 +154,12 @@ const std::vector<SettingSpec>& Specs() {
        IntIn(&ServeSettings::max_message_chars, 1, 1 << 24)},
       {"limits.max_ws_queue_bytes", "LOCRIT_MAX_WS_QUEUE_BYTES", SettingType::kInteger,
        IntIn(&ServeSettings::max_ws_queue_bytes, 4096, int64_t{1} << 30)},
+      {"limits.max_connections", "LOCRIT_MAX_CONNECTIONS", SettingType::kInteger,
+       IntIn(&ServeSettings::max_connections, 1, 1'000'000)},
+      {"limits.header_timeout_s", "LOCRIT_HEADER_TIMEOUT", SettingType::kInteger,
+       IntIn(&ServeSettings::header_timeout_s, 1, 3600)},
+      {"limits.idle_timeout_s", "LOCRIT_IDLE_TIMEOUT", SettingType::kInteger,
+       IntIn(&ServeSettings::idle_timeout_s, 1, 3600)},
       {"storage.synchronous", "LOCRIT_SYNCHRONOUS", SettingType::kString,
        [](ServeSettings& s, const SettingValue& v) -> std::optional<std::string> {
          if (Str(v) == "full") {

@@ -26,6 +26,7 @@ struct ServeSettings {
   std::string data = "./data";
   bool no_example = false;
   int shutdown_timeout_s = 30;  // How long in-flight requests may take to finish.
+  bool request_log = true;      // One line per request on stderr (docs/server.md).
 
   // [access] Admin tokens in clear (from the file or LOCRIT_ADMIN_TOKEN). Tokens created with
   // `locrit token create` live hashed in the data directory instead.
@@ -42,6 +43,9 @@ struct ServeSettings {
   size_t max_message_chars = 32768;
   // Unsent WebSocket events per connection before a client that does not read is disconnected.
   size_t max_ws_queue_bytes = 1 << 20;
+  int max_connections = 10000;  // Open connections held at most; more are answered 503.
+  int header_timeout_s = 10;    // A request's headers must arrive within this (slowloris).
+  int idle_timeout_s = 30;      // A keep-alive connection idle this long is closed.
 
   // [storage] synchronous = "full" | "relaxed" (memory stores; registry.db is always full).
   Durability durability = Durability::kFull;

@@ -20,8 +20,8 @@ Result<std::shared_ptr<LlmClient>> LlmRuntime::NewClient(const LlmSettings& sett
   if (endpoint->url.tls) {
     ASSIGN_OR_RETURN(endpoint->tls, llm_internal::NewTlsContext(settings.ca_file));
   }
-  return std::shared_ptr<LlmClient>(
-      std::make_shared<llm_internal::HttpLlmClient>(transport_, std::move(endpoint), settings));
+  return std::shared_ptr<LlmClient>(std::make_shared<llm_internal::HttpLlmClient>(
+      transport_, std::move(endpoint), settings, metrics_));
 }
 
 }  // namespace locrit

@@ -9,6 +9,7 @@
 
 #include "base/status.h"
 #include "llm/llm_client.h"
+#include "llm/llm_metrics.h"
 #include "llm/llm_settings.h"
 
 namespace locrit {
@@ -36,8 +37,13 @@ class LlmRuntime {
   // calls fail with unavailable. Idempotent. REQUIRES: not called from an LLM callback.
   void Shutdown();
 
+  // How the calls of every client made by this runtime went (for /metrics).
+  const LlmMetrics& metrics() const { return *metrics_; }
+
  private:
   std::shared_ptr<llm_internal::Transport> transport_;  // Owns the io_context and threads.
+  // Shared with the clients, which may outlive the runtime.
+  std::shared_ptr<LlmMetrics> metrics_ = std::make_shared<LlmMetrics>();
 };
 
 }  // namespace locrit

@@ -63,11 +63,13 @@ Status LocritMemory::OpenWriter() {
     RETURN_IF_ERROR(
         RecoverMemory(directory_, BaseStoreOptions(), "resuming an interrupted recovery").status());
     recovered_ = true;
+    manager_->recoveries_.Add();
   } else if (!recover_reason_.empty()) {
     // Damage was found while the store was in use (see MarkDamaged): repair before reopening.
     auto event = RecoverMemory(directory_, BaseStoreOptions(), recover_reason_);
     if (!event.ok()) return event.status().WithContext(context + ": recovery failed");
     recovered_ = true;
+    manager_->recoveries_.Add();
   }
   auto store = OpenChecked();
   // Only corruption is repaired; any other error (busy, I/O, permissions) leaves the files as
@@ -76,6 +78,7 @@ Status LocritMemory::OpenWriter() {
     auto event = RecoverMemory(directory_, BaseStoreOptions(), store.status().message());
     if (!event.ok()) return event.status().WithContext(context + ": recovery failed");
     recovered_ = true;
+    manager_->recoveries_.Add();
     store = OpenChecked();
   }
   if (!store.ok()) return store.status().WithContext(context);
@@ -135,6 +138,7 @@ void LocritMemory::EnqueueWrite(WriteTask task) {
       ++in_flight_;
       if (!writer_running_) writer_running_ = start = true;
       write_queue_.push_back(std::move(task));
+      manager_->queued_writes_.Add();
     }
   }
   if (!accepted) {
@@ -161,6 +165,7 @@ void LocritMemory::DrainWrites() {
       if (standalone && !batch.empty()) break;
       batch.push_back(std::move(write_queue_.front()));
       write_queue_.pop_front();
+      manager_->queued_writes_.Sub();
       if (standalone) break;
     }
     if (batch.empty()) {
@@ -201,7 +206,10 @@ void LocritMemory::DrainWrites() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Writes that never ran go back to the front, in order, for the next batch.
-    for (size_t i = batch.size(); i > ran; --i) write_queue_.push_front(std::move(batch[i - 1]));
+    for (size_t i = batch.size(); i > ran; --i) {
+      write_queue_.push_front(std::move(batch[i - 1]));
+      manager_->queued_writes_.Add();
+    }
     if (batch_status.ok()) ++batches_committed_;
   }
   RepostIfMore();
@@ -377,6 +385,7 @@ void LocritMemory::EnqueueRead(ReadTask task) {
       open_new = true;
     } else {
       read_queue_.push_back(std::move(task));
+      manager_->queued_reads_.Add();
       return;
     }
   }
@@ -408,6 +417,7 @@ void LocritMemory::RunRead(ReadTask task, std::shared_ptr<MemoryStore> reader) {
     if (!read_queue_.empty()) {
       next = std::move(read_queue_.front());
       read_queue_.pop_front();
+      manager_->queued_reads_.Sub();
     } else {
       idle_readers_.push_back(std::move(reader));
     }
@@ -443,6 +453,11 @@ void MemoryManager::RunAll(Ready& ready) {
 int MemoryManager::OpenStores() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(entries_.size());
+}
+
+int64_t MemoryManager::WaitingGets() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(waiting_.size());
 }
 
 int64_t MemoryManager::OpensPerformed() const {

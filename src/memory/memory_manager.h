@@ -34,6 +34,7 @@
 #include "base/clock.h"
 #include "base/file_lock.h"
 #include "base/id_generator.h"
+#include "base/metrics.h"
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "store/memory_store.h"
@@ -223,6 +224,16 @@ class MemoryManager {
   int64_t ClosesPerformed() const;
   const MemoryManagerOptions& options() const { return options_; }
 
+  // Read-only figures for /metrics (atomics; cheap to read at any time).
+  // Writes queued in every store and not yet taken by a batch.
+  int64_t QueuedWrites() const { return queued_writes_.value(); }
+  // Reads waiting for a reader connection, in every store.
+  int64_t QueuedReads() const { return queued_reads_.value(); }
+  // Gets waiting for a free slot (every open store busy).
+  int64_t WaitingGets() const;
+  // Recoveries run (at open, after damage, or resuming an interrupted one) since start.
+  int64_t RecoveriesPerformed() const { return recoveries_.value(); }
+
  private:
   friend class LocritMemory;
 
@@ -277,6 +288,9 @@ class MemoryManager {
   std::atomic<bool> accepting_writes_{true};
   int64_t opens_ = 0;                     // GUARDED_BY(mu_)
   int64_t closes_ = 0;                    // GUARDED_BY(mu_)
+  Gauge queued_writes_;
+  Gauge queued_reads_;
+  Counter recoveries_;
 };
 
 // ---- Template definitions ----

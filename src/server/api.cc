@@ -79,6 +79,17 @@ std::optional<EmbeddingTarget> Api::EmbeddingTargetFor(const LocritConfig& locri
   return ChatService::EmbeddingTargetOf(ChatLocritOf(locrit, options_.llm_defaults));
 }
 
+HttpResponse Api::MetricsResponse() const {
+  PrometheusText text;
+  options_.metrics->Write(text);
+  text.Family("locrit_chat_turns_in_flight", "gauge", "Chat turns started and not yet answered.");
+  text.Sample("locrit_chat_turns_in_flight", {}, TurnsInFlight());
+  HttpResponse response;
+  response.content_type = std::string(PrometheusText::kContentType);
+  response.body = text.Take();
+  return response;
+}
+
 void Api::Handle(const HttpRequest& request, std::shared_ptr<Responder> responder) {
   std::variant<Caller, HttpError> caller = access_.Identify(request);
   if (auto* error = std::get_if<HttpError>(&caller)) return responder->Send(ErrorResponse(*error));
@@ -115,6 +126,13 @@ void Api::Handle(const HttpRequest& request, std::shared_ptr<Responder> responde
     if (!get) return route.WrongMethod("GET");
     return route.Fail({400, "invalid_argument", "GET /ws expects a WebSocket upgrade"});
   }
+
+  if (s.size() == 1 && s[0] == "metrics" && options_.metrics != nullptr) {
+    if (!get) return route.WrongMethod("GET");
+    if (route.RefuseUnlessOperator()) return;
+    return route.Send(MetricsResponse());
+  }
+
   if ((s.size() >= 2 && s[0] == "api" && s[1] == "v1") || s[0] == "public") {
     return RoutePublic(route);
   }

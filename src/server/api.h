@@ -35,6 +35,7 @@
 #include "server/access.h"
 #include "server/api_json.h"
 #include "server/http_types.h"
+#include "server/metrics.h"
 #include "server/ws_protocol.h"
 
 namespace locrit {
@@ -67,6 +68,8 @@ struct ApiOptions {
   EmbeddingIndexer* indexer = nullptr;
   // Longest a semantic or hybrid memory search waits for its question's vector.
   std::chrono::milliseconds search_vector_timeout{10'000};
+  // What GET /metrics reports; null: /metrics is a 404. Outlives the Api.
+  const ServerMetrics* metrics = nullptr;
 };
 
 // How to answer a request from a completion that runs after Handle returned.
@@ -137,6 +140,8 @@ class Api {
   void RouteMemory(const Route& route, const LocritConfig& locrit);  // api_memory.cc
   void RouteConversations(const Route& route);  // api_conversations.cc
   void RoutePublic(const Route& route);         // api_public.cc
+  // GET /metrics: the ServerMetrics families and the Api's own.
+  HttpResponse MetricsResponse() const;
 
   // A chat turn from `route`'s JSON body (message, session_id?, user_id?, conversation_id?),
   // answered as JSON or as SSE, once `locrit` passes the gate of `channel`. A turn in a

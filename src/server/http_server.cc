@@ -9,12 +9,15 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "server/http_errors.h"
@@ -44,15 +47,61 @@ std::string Chunk(std::string_view data) {
   return chunk;
 }
 
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// What a connection arriving beyond max_connections gets before being closed.
+constexpr std::string_view kBusyResponse =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 91\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "{\"success\":false,\"error\":\"too many open connections; try again "
+    "later\",\"code\":\"unavailable\"}";
+
 }  // namespace
+
+bool IsValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 class HttpServer::Impl {
  public:
   Impl(HttpServerOptions options, Api* api)
-      : options_(std::move(options)), api_(api), acceptor_(net::make_strand(ioc_)) {}
+      : options_(std::move(options)),
+        api_(api),
+        acceptor_(net::make_strand(ioc_)),
+        request_id_seed_(std::random_device{}()) {}
 
   Status Listen();
   void Accept();
+  // Answers the bare 503 and closes: the max_connections are in use.
+  void Refuse(tcp::socket socket);
+  // A fresh request id: 16 hex digits, unique in this process (a bijection of a counter).
+  std::string NewRequestId() {
+    const uint64_t n = request_id_seed_ + request_counter_.fetch_add(1);
+    return fmt::format("{:016x}", SplitMix64(n));
+  }
+  // Connection counting: a ConnectionSlot holds one of the max_connections.
+  void ConnectionOpened() {
+    connections_.fetch_add(1);
+    if (options_.metrics) options_.metrics->http_connections().Add();
+  }
+  void ConnectionClosed() {
+    connections_.fetch_sub(1);
+    if (options_.metrics) options_.metrics->http_connections().Sub();
+  }
   void RequestStarted() {
     std::lock_guard lock(mu_);
     ++active_;
@@ -76,18 +125,24 @@ class HttpServer::Impl {
   std::atomic<bool> stopped_{false};
   std::mutex mu_;
   std::condition_variable idle_;
-  int64_t active_ = 0;  // GUARDED_BY(mu_): requests read and not yet answered.
+  int64_t active_ = 0;                  // GUARDED_BY(mu_): requests read and not yet answered.
+  std::atomic<size_t> connections_{0};  // Connections held (ConnectionSlots alive).
+  const uint64_t request_id_seed_;
+  std::atomic<uint64_t> request_counter_{0};
 
   // Open WebSockets, each with what closes it with 1001 (posted to its strand).
   int64_t AddWebSocket(std::function<void()> close_going_away) {
     std::lock_guard lock(ws_mu_);
     const int64_t id = next_ws_++;
     websockets_.emplace(id, std::move(close_going_away));
+    if (options_.metrics) options_.metrics->websocket_connections().Add();
     return id;
   }
   void RemoveWebSocket(int64_t id) {
     std::lock_guard lock(ws_mu_);
-    websockets_.erase(id);
+    if (websockets_.erase(id) == 1 && options_.metrics) {
+      options_.metrics->websocket_connections().Sub();
+    }
     if (websockets_.empty()) ws_gone_.notify_all();
   }
   void CloseWebSockets();
@@ -113,7 +168,8 @@ bool PeerIsLoopback(beast::tcp_stream& stream) {
                                          .is_loopback());
 }
 
-HttpRequest ToHttpRequest(http::request<http::string_body> req, bool from_loopback) {
+HttpRequest ToHttpRequest(http::request<http::string_body> req, bool from_loopback,
+                          std::string request_id) {
   HttpRequest request;
   request.method = std::string(req.method_string());
   request.target = std::string(req.target());
@@ -121,14 +177,71 @@ HttpRequest ToHttpRequest(http::request<http::string_body> req, bool from_loopba
   request.host = std::string(req[http::field::host]);
   request.authorization = std::string(req[http::field::authorization]);
   request.from_loopback = from_loopback;
+  request.request_id = std::move(request_id);
   request.body = std::move(req.body());
   return request;
+}
+
+std::string PeerAddress(beast::tcp_stream& stream) {
+  beast::error_code ec;
+  const tcp::endpoint peer = stream.socket().remote_endpoint(ec);
+  return ec ? std::string("unknown") : peer.address().to_string();
+}
+
+// One of the server's max_connections, held for as long as its connection lives: whoever takes
+// over the socket (a WebSocket session after an upgrade) moves the slot along with it.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(HttpServer::Impl* server) : server_(server) {
+    server_->ConnectionOpened();
+  }
+  ConnectionSlot(ConnectionSlot&& other) noexcept
+      : server_(std::exchange(other.server_, nullptr)) {}
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  ~ConnectionSlot() {
+    if (server_ != nullptr) server_->ConnectionClosed();
+  }
+
+ private:
+  HttpServer::Impl* server_;
+};
+
+constexpr std::string_view kRequestIdHeader = "X-Request-Id";
+
+// One answered request (a WebSocket upgrade included), as counted and logged.
+struct AnsweredRequest {
+  std::string_view id;
+  std::string_view method;  // Bounded (MetricMethod).
+  int route = kOtherRoute;
+  int status = 0;
+  std::chrono::steady_clock::time_point started;
+  size_t bytes = 0;  // Body bytes written (chunk framing included for streams).
+  std::string_view peer;
+  bool aborted = false;  // The client went away before the end.
+};
+
+void RecordAnswered(const HttpServerOptions& options, const AnsweredRequest& r) {
+  const int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now() - r.started)
+                             .count();
+  if (options.metrics) options.metrics->RecordRequest(r.route, r.method, r.status, micros);
+  if (!options.request_log) return;
+  // One fwrite per line (stdio locks the stream), so lines of concurrent requests never mix.
+  const std::string line = fmt::format(
+      "locrit: request id={} method={} route={} status={} ms={:.3f} bytes={} peer={}{}\n", r.id,
+      r.method, RouteTemplateName(r.route), r.status, static_cast<double>(micros) / 1000.0,
+      r.bytes, r.peer, r.aborted ? " aborted=true" : "");
+  std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket&& socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server), from_loopback_(PeerIsLoopback(stream_)) {}
+      : stream_(std::move(socket)),
+        server_(server),
+        slot_(server),
+        from_loopback_(PeerIsLoopback(stream_)),
+        peer_(PeerAddress(stream_)) {}
 
   void Run() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Connection::Read,
@@ -167,16 +280,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
+  // Waits (up to idle_timeout) for the first byte of the next request, unless a pipelined one
+  // is already buffered; the header deadline starts with that byte.
   void Read() {
     parser_.emplace();
     parser_->body_limit(server_->options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_->options_.max_header_bytes));
-    stream_.expires_after(server_->options_.read_timeout);
+    if (buffer_.size() > 0) return ReadHeader();
+    stream_.expires_after(server_->options_.idle_timeout);
+    stream_.async_read_some(
+        buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
+          self->buffer_.commit(n);
+          if (ec) return self->Close();  // Idle too long, or the client left: nobody to answer.
+          self->ReadHeader();
+        });
+  }
+
+  void ReadHeader() {
+    stream_.expires_after(server_->options_.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Connection::OnHeader, shared_from_this()));
   }
 
   void OnHeader(beast::error_code ec, size_t) {
+    if (ec == beast::error::timeout && server_->options_.metrics) {
+      server_->options_.metrics->header_timeouts().Add();
+    }
     if (ec) return OnReadError(ec);
     const auto& req = parser_->get();
     if (beast::iequals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
@@ -220,8 +349,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     keep_alive_ = false;
     linger_ = true;
-    in_request_ = true;
-    server_->RequestStarted();
+    StartRequest(parser_->get().method_string(), parser_->get().target(),
+                 parser_->get()[kRequestIdHeader]);
     SendResponse(ErrorResponse(error));
   }
 
@@ -232,15 +361,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (websocket::is_upgrade(req) && req.target().substr(0, req.target().find('?')) == "/ws") {
       return UpgradeToWebSocket(std::move(req));
     }
-    HttpRequest request = ToHttpRequest(std::move(req), from_loopback_);
-    in_request_ = true;
-    server_->RequestStarted();
+    StartRequest(req.method_string(), req.target(), req[kRequestIdHeader]);
+    HttpRequest request = ToHttpRequest(std::move(req), from_loopback_, request_id_);
     stream_.expires_never();  // A chat turn may take long; the writes have their own deadline.
     server_->api_->Handle(request, MakeResponder());
   }
 
   std::shared_ptr<Responder> MakeResponder();
   void UpgradeToWebSocket(http::request<http::string_body> req);  // After WsConnection.
+
+  // A request was read (or refused while reading): its id, route and clock start.
+  void StartRequest(std::string_view method, std::string_view target, std::string_view id) {
+    in_request_ = true;
+    server_->RequestStarted();
+    request_id_ = IsValidRequestId(id) ? std::string(id) : server_->NewRequestId();
+    method_ = MetricMethod(method);
+    route_ = RouteIndexOf(target);
+    status_ = 0;
+    bytes_ = 0;
+    started_ = std::chrono::steady_clock::now();
+  }
 
   bool KeepAlive() const { return keep_alive_ && !server_->draining_.load(); }
 
@@ -251,8 +391,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res->set(http::field::server, "locrit");
     res->set(http::field::content_type, r.content_type);
     res->set(http::field::cache_control, "no-store");
+    res->set(kRequestIdHeader, request_id_);
     for (auto& [name, value] : r.headers) res->set(name, value);
     res->keep_alive(KeepAlive());
+    status_ = r.status;
+    bytes_ = r.body.size();
     res->body() = std::move(r.body);
     res->prepare_payload();
     stream_.expires_after(server_->options_.write_timeout);
@@ -274,6 +417,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     head_->set(http::field::content_type, content_type);
     head_->set(http::field::cache_control, "no-cache");
     head_->set("X-Accel-Buffering", "no");
+    head_->set(kRequestIdHeader, request_id_);
+    status_ = status;
     head_->keep_alive(KeepAlive());
     head_->chunked(true);
     serializer_ = std::make_unique<http::response_serializer<http::empty_body>>(*head_);
@@ -324,6 +469,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     net::async_write(stream_, net::buffer(backlog_.front()),
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->writing_ = false;
+                       self->bytes_ += self->backlog_.front().size();
                        self->backlog_bytes_.fetch_sub(self->backlog_.front().size());
                        self->backlog_.pop_front();
                        if (ec) return self->Fail();
@@ -345,6 +491,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void FinishRequest() {
     if (!in_request_) return;
     in_request_ = false;
+    RecordAnswered(server_->options_, {.id = request_id_,
+                                       .method = method_,
+                                       .route = route_,
+                                       .status = status_,
+                                       .started = started_,
+                                       .bytes = bytes_,
+                                       .peer = peer_,
+                                       .aborted = gone_.load()});
     server_->RequestFinished();
   }
 
@@ -376,12 +530,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   beast::tcp_stream stream_;
   HttpServer::Impl* const server_;
+  ConnectionSlot slot_;  // Moved to the WebSocket on an upgrade.
   const bool from_loopback_;  // The peer is a loopback address (access.h).
+  const std::string peer_;    // The peer's address, for the request log.
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::empty_body>> continue_;
   bool keep_alive_ = false;
   bool in_request_ = false;  // A request was read and is not yet fully answered.
+  // The current request, for the log and the metrics.
+  std::string request_id_;
+  std::string_view method_;  // Bounded (MetricMethod).
+  int route_ = kOtherRoute;
+  int status_ = 0;
+  size_t bytes_ = 0;  // Body bytes written (chunk framing included for streams).
+  std::chrono::steady_clock::time_point started_;
   bool linger_ = false;
   size_t lingered_ = 0;
   // The current stream.
@@ -420,12 +583,20 @@ std::shared_ptr<Responder> Connection::MakeResponder() {
 // (ws_'s executor), except gone_ and queued_bytes_, which the sink reads from any thread.
 class WsConnection : public std::enable_shared_from_this<WsConnection> {
  public:
-  WsConnection(beast::tcp_stream&& stream, HttpServer::Impl* server, bool from_loopback,
-               http::request<http::string_body> upgrade)
+  // `slot` is the upgraded connection's: the WebSocket keeps holding it, so max_connections
+  // counts WebSockets too.
+  WsConnection(beast::tcp_stream&& stream, ConnectionSlot slot, HttpServer::Impl* server,
+               bool from_loopback, std::string peer, http::request<http::string_body> upgrade)
       : ws_(std::move(stream)),
+        slot_(std::move(slot)),
         server_(server),
         from_loopback_(from_loopback),
-        upgrade_(std::move(upgrade)) {}
+        peer_(std::move(peer)),
+        upgrade_(std::move(upgrade)),
+        request_id_(IsValidRequestId(upgrade_[kRequestIdHeader]) ? std::string(upgrade_[kRequestIdHeader])
+                                                                  : server->NewRequestId()),
+        route_(RouteIndexOf(upgrade_.target())),
+        started_(std::chrono::steady_clock::now()) {}
 
   void Run();
 
@@ -464,12 +635,14 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
     const HttpResponse body = ErrorResponse(error);
     res->set(http::field::server, "locrit");
     res->set(http::field::content_type, body.content_type);
+    res->set(kRequestIdHeader, request_id_);
     res->keep_alive(false);
     res->body() = body.body;
     res->prepare_payload();
     ws_.next_layer().expires_after(server_->options_.write_timeout);
     http::async_write(ws_.next_layer(), *res,
-                      [self = shared_from_this(), res](beast::error_code, size_t) {
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        self->LogUpgrade(res->result_int(), res->body().size(), ec.failed());
                         beast::error_code ignored;
                         self->ws_.next_layer().socket().shutdown(tcp::socket::shutdown_both,
                                                                  ignored);
@@ -477,8 +650,23 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
                       });
   }
 
+  // The upgrade request's line and count: 101 when accepted.
+  void LogUpgrade(int status, size_t bytes, bool aborted) {
+    RecordAnswered(server_->options_, {.id = request_id_,
+                                       .method = "GET",
+                                       .route = route_,
+                                       .status = status,
+                                       .started = started_,
+                                       .bytes = bytes,
+                                       .peer = peer_,
+                                       .aborted = aborted});
+  }
+
   void OnAccept(beast::error_code ec) {
     upgrade_ = {};
+    // A handshake Beast refused was answered 400 by Beast; any other error is the socket's.
+    const bool refused = ec == websocket::condition::handshake_failed;
+    LogUpgrade(refused ? 400 : 101, 0, ec && !refused);
     if (ec) return Done();
     registration_ = server_->AddWebSocket([weak = weak_from_this()] {
       if (auto self = weak.lock()) self->PostClose(websocket::close_code::going_away);
@@ -565,9 +753,15 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
   }
 
   websocket::stream<beast::tcp_stream> ws_;
+  const ConnectionSlot slot_;  // Released when the WebSocket is destroyed.
   HttpServer::Impl* const server_;
   const bool from_loopback_;
+  const std::string peer_;
   http::request<http::string_body> upgrade_;  // Until accepted.
+  // The upgrade request, for the log and the metrics.
+  const std::string request_id_;
+  const int route_;
+  const std::chrono::steady_clock::time_point started_;
   std::shared_ptr<WsSession> session_;
   std::optional<int64_t> registration_;
   // Reading: pieces of a message land in chunk_ and are gathered in message_.
@@ -606,7 +800,8 @@ class WsConnectionSink final : public WsSink {
 
 void WsConnection::Run() {
   auto sink = std::make_shared<WsConnectionSink>(shared_from_this(), server_);
-  auto opened = server_->api_->OpenWebSocket(ToHttpRequest(upgrade_, from_loopback_), sink);
+  auto opened =
+      server_->api_->OpenWebSocket(ToHttpRequest(upgrade_, from_loopback_, request_id_), sink);
   if (auto* error = std::get_if<HttpError>(&opened)) return Refuse(*error);
   session_ = std::move(std::get<std::shared_ptr<WsSession>>(opened));
   // The WebSocket has its own timeouts: the handshake, and the idle one with pings.
@@ -616,8 +811,10 @@ void WsConnection::Run() {
   timeouts.idle_timeout = server_->options_.ws_idle_timeout;
   timeouts.keep_alive_pings = true;
   ws_.set_option(timeouts);
-  ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(http::field::server, "locrit"); }));
+  ws_.set_option(websocket::stream_base::decorator([id = request_id_](websocket::response_type& res) {
+    res.set(http::field::server, "locrit");
+    res.set(kRequestIdHeader, id);
+  }));
   ws_.read_message_max(0);  // OnRead enforces max_body_bytes and keeps the connection.
   ws_.auto_fragment(false);
   ws_.async_accept(upgrade_, beast::bind_front_handler(&WsConnection::OnAccept,
@@ -625,7 +822,8 @@ void WsConnection::Run() {
 }
 
 void Connection::UpgradeToWebSocket(http::request<http::string_body> req) {
-  std::make_shared<WsConnection>(std::move(stream_), server_, from_loopback_, std::move(req))
+  std::make_shared<WsConnection>(std::move(stream_), std::move(slot_), server_, from_loopback_,
+                                 peer_, std::move(req))
       ->Run();
 }
 
@@ -657,9 +855,24 @@ void HttpServer::Impl::Accept() {
                                                        std::chrono::milliseconds(50));
       return timer->async_wait([this, timer](beast::error_code) { Accept(); });
     }
-    std::make_shared<Connection>(std::move(socket), this)->Run();
+    if (connections_.load() >= std::max<size_t>(1, options_.max_connections)) {
+      Refuse(std::move(socket));
+    } else {
+      std::make_shared<Connection>(std::move(socket), this)->Run();
+    }
     Accept();
   });
+}
+
+void HttpServer::Impl::Refuse(tcp::socket socket) {
+  if (options_.metrics) options_.metrics->connections_refused().Add();
+  // One non-blocking write into an empty socket buffer: it either fits at once or is dropped;
+  // never waits on the client (that is what the cap protects against).
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.write_some(net::buffer(kBusyResponse), ignored);
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options, Api* api) {

@@ -17,6 +17,7 @@ struct HttpRequest {
   std::string host;          // The Host header; empty when absent.
   std::string authorization;  // The Authorization header; empty when absent.
   bool from_loopback = false;  // The peer's address is a loopback address.
+  std::string request_id;      // X-Request-Id: the client's when valid, else generated.
   std::string body;
 };
 

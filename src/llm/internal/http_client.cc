@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <utility>
 
 #include "llm/internal/wire.h"
@@ -69,10 +70,25 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 }  // namespace
 
 HttpLlmClient::HttpLlmClient(std::shared_ptr<Transport> transport,
-                             std::shared_ptr<const Endpoint> endpoint, LlmSettings settings)
+                             std::shared_ptr<const Endpoint> endpoint, LlmSettings settings,
+                             std::shared_ptr<LlmMetrics> metrics)
     : transport_(std::move(transport)),
       endpoint_(std::move(endpoint)),
-      settings_(std::move(settings)) {}
+      settings_(std::move(settings)),
+      metrics_(std::move(metrics)) {}
+
+template <typename T>
+LlmClient::Done<T> HttpLlmClient::Recorded(LlmCallKind kind, Done<T> done) const {
+  const auto start = std::chrono::steady_clock::now();
+  return [metrics = metrics_, provider = settings_.provider, kind, start,
+          done = std::move(done)](Result<T> result) {
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - start)
+                            .count();
+    metrics->Record(provider, kind, result.status().code(), micros);
+    done(std::move(result));
+  };
+}
 
 ExchangeSpec HttpLlmClient::Spec(std::string method, std::string_view api_path, std::string body,
                                  std::string accept) const {
@@ -105,6 +121,7 @@ LlmCall HttpLlmClient::Chat(ChatRequest request, DeltaSink on_delta, Done<ChatRe
       ollama ? Spec("POST", "/api/chat", OllamaChatBody(request, model), "application/x-ndjson")
              : Spec("POST", "/v1/chat/completions", OpenAiChatBody(request, model),
                     "text/event-stream");
+  done = Recorded(LlmCallKind::kChat, std::move(done));
   auto state = std::make_shared<ChatState>();
   state->on_delta = std::move(on_delta);
   const size_t max_reply = settings_.max_reply_bytes;
@@ -136,7 +153,8 @@ LlmCall HttpLlmClient::Chat(ChatRequest request, DeltaSink on_delta, Done<ChatRe
 template <typename T>
 LlmCall HttpLlmClient::Fetch(ExchangeSpec spec, std::function<Result<T>(std::string_view)> parse,
                              std::function<void(T&, const ExchangeOutcome&)> annotate,
-                             Done<T> done) {
+                             LlmCallKind kind, Done<T> done) {
+  done = Recorded(kind, std::move(done));
   auto body = std::make_shared<std::string>();
   ReaderFactory readers = [body](std::string_view) {
     body->clear();
@@ -177,7 +195,7 @@ LlmCall HttpLlmClient::Embed(EmbedRequest request, Done<Embeddings> done) {
         if (e.model.empty()) e.model = model;
         e.latency_ms = outcome.latency_ms;
       },
-      std::move(done));
+      LlmCallKind::kEmbed, std::move(done));
 }
 
 LlmCall HttpLlmClient::ListModels(Done<std::vector<ModelInfo>> done) {
@@ -187,7 +205,7 @@ LlmCall HttpLlmClient::ListModels(Done<std::vector<ModelInfo>> done) {
       [ollama](std::string_view body) {
         return ollama ? ParseOllamaModels(body) : ParseOpenAiModels(body);
       },
-      nullptr, std::move(done));
+      nullptr, LlmCallKind::kModels, std::move(done));
 }
 
 }  // namespace locrit::llm_internal

@@ -225,6 +225,29 @@ TEST_P(LlmClientTest, TheSinkSeesTheFirstDeltaBeforeTheServerSendsTheLast) {
   EXPECT_TRUE(first_before_last);
 }
 
+TEST_P(LlmClientTest, TheRuntimeCountsEachCallByProviderKindAndOutcome) {
+  auto client = Client();
+  FakeReply failing;
+  failing.status = 500;
+  server_.Script(FakeReply{});
+  server_.Script(failing);
+  EXPECT_THAT(RunChat(*client).reply, IsOk());
+  EXPECT_THAT(RunChat(*client).reply, StatusIs(StatusCode::kLlmError));
+  Completion<Embeddings> embedded;
+  LlmCall call = client->Embed(EmbedRequest{.inputs = {"x"}, .model = ""}, embedded.Callback());
+  EXPECT_THAT(embedded.future.get(), IsOk());
+
+  const LlmMetrics& m = runtime_.metrics();
+  const LlmProvider other = Ollama() ? LlmProvider::kOpenAi : LlmProvider::kOllama;
+  EXPECT_EQ(m.Calls(provider(), LlmCallKind::kChat, StatusCode::kOk), 1);
+  EXPECT_EQ(m.Calls(provider(), LlmCallKind::kChat, StatusCode::kLlmError), 1);
+  EXPECT_EQ(m.Calls(provider(), LlmCallKind::kEmbed, StatusCode::kOk), 1);
+  EXPECT_EQ(m.Latency(provider(), LlmCallKind::kChat).Read().count, 2);
+  EXPECT_EQ(m.Latency(provider(), LlmCallKind::kEmbed).Read().count, 1);
+  EXPECT_EQ(m.Latency(other, LlmCallKind::kChat).Read().count, 0);
+  EXPECT_EQ(m.Latency(provider(), LlmCallKind::kModels).Read().count, 0);
+}
+
 TEST_P(LlmClientTest, OneShotReplyIsOneDelta) {
   FakeReply reply;
   reply.one_shot = true;

@@ -148,9 +148,9 @@ TEST_F(OperationsTest, TheScrapeCountsRequestsByRouteTemplateAndStatus) {
   EXPECT_EQ(StatusOf(Exchange(port, GetRequest("/no/such/path-2"))), 404);
   EXPECT_EQ(StatusOf(Exchange(port, "BREW /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")), 404);
 
-  std::map<std::string, double> m = ScrapeUntil([](auto& m) {
-    return m[R"(locrit_http_requests_total{route="other",method="other",status="404"})"] == 1 &&
-           m["locrit_http_connections"] == 1;
+  std::map<std::string, double> m = ScrapeUntil([](auto& scrape) {
+    return scrape[R"(locrit_http_requests_total{route="other",method="other",status="404"})"] == 1 &&
+           scrape["locrit_http_connections"] == 1;
   });
   EXPECT_EQ(m[R"(locrit_http_requests_total{route="/health",method="GET",status="200"})"], 3);
   EXPECT_EQ(

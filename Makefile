@@ -25,11 +25,13 @@ run: deps
 	$(BUILD)/locrit serve
 
 bench: deps
+	@scripts/deps.sh bench
 	$(MAKE) build
 	$(BUILD)/bench/store_bench
 	$(BUILD)/bench/memory_bench
 	$(BUILD)/bench/chat_bench
 	$(BUILD)/bench/ws_idle_bench
+	BUILD=$(BUILD) bench/http_bench.sh
 
 # ASan+UBSan over the unit, fault and e2e tiers (the e2e tests drive the sanitized server), in its
 # own build tree.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Locrit needs to build and test, and nothing when they are all present.
 # Safe to run again: it only asks apt-get for what dpkg does not already report as installed.
+# `scripts/deps.sh bench` adds what only the benchmarks need (wrk).
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,9 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libssl-dev ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+if [[ ${1:-} == bench ]]; then
+  packages+=(wrk curl)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

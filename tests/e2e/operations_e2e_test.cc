@@ -1,6 +1,6 @@
 // End to end, the operator's side of the real `locrit serve`: /metrics scraped and parsed after
 // known traffic, request logs and ids, and the connection limits (slow headers, thousands of idle
-// connections, the max_connections cap), over raw loopback sockets.
+// connections, the max_connections cap, WebSockets holding their slot), over raw loopback sockets.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -270,17 +270,19 @@ TEST_F(OperationsTest, ThousandsOfIdleConnectionsDoNotStopANewClient) {
 
 TEST_F(OperationsTest, TheConnectionCapIsRespected) {
   constexpr int kCap = 20;
-  Start({"--max-connections", std::to_string(kCap), "--no-request-log"});
+  Start({"--max-connections", std::to_string(kCap), "--idle-timeout", "600", "--no-request-log"});
   const uint16_t port = server_.port();
-  std::vector<RawConnection> idle;
-  for (int i = 0; i < kCap - 1; ++i) {
-    idle.emplace_back(port);
-    ASSERT_TRUE(idle.back().ok());
+  // Each slot is taken by a keep-alive connection that was answered, which proves the server
+  // holds it. (Filling slots with a scrape in between would race: the scrape's slot is released
+  // a little after its client closed, and a connection arriving then is rightly refused.)
+  std::vector<RawConnection> held;
+  for (int i = 0; i < kCap; ++i) {
+    held.emplace_back(port);
+    ASSERT_TRUE(held.back().ok());
+    ASSERT_TRUE(held.back().Send(GetRequest("/healthz")));
+    const std::string got = held.back().ReadResponse(kWait).value_or("");
+    ASSERT_EQ(StatusOf(got), 200) << "connection " << i << ": " << got;
   }
-  // The scrape holds the last slot while it runs.
-  ASSERT_EQ(WaitForMetric("locrit_http_connections", kCap), kCap);
-  idle.emplace_back(port);
-  ASSERT_TRUE(idle.back().ok());
   // Every slot is held: newcomers get the bare 503 (or a closed connection), never a 200, and
   // the server stays up.
   for (int i = 0; i < 5; ++i) {
@@ -294,8 +296,11 @@ TEST_F(OperationsTest, TheConnectionCapIsRespected) {
       EXPECT_THAT(BodyOf(got), HasSubstr("\"code\":\"unavailable\""));
     }
   }
+  // The held connections are still served.
+  ASSERT_TRUE(held.front().Send(GetRequest("/healthz")));
+  EXPECT_EQ(StatusOf(held.front().ReadResponse(kWait).value_or("")), 200);
   // Freed slots serve again.
-  for (int i = 0; i < 5; ++i) idle.pop_back();
+  for (int i = 0; i < 5; ++i) held.pop_back();
   std::string response;
   const auto deadline = std::chrono::steady_clock::now() + kWait;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -307,6 +312,74 @@ TEST_F(OperationsTest, TheConnectionCapIsRespected) {
   std::map<std::string, double> m = ParseMetrics(BodyOf(response));
   EXPECT_GE(m["locrit_http_connections_refused_total"], 5);
   EXPECT_LE(m["locrit_http_connections"], kCap);
+}
+
+// A raw WebSocket handshake on /ws; the response head (101 when upgraded).
+std::string UpgradeToWebSocket(RawConnection& c) {
+  const std::string request =
+      "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  if (!c.Send(request)) return "";
+  return c.ReadResponse(kWait).value_or("");
+}
+
+TEST_F(OperationsTest, WebSocketsAreCountedAndKeepTheirConnectionSlot) {
+  constexpr int kCap = 3;
+  Start({"--max-connections", std::to_string(kCap), "--idle-timeout", "600", "--no-request-log"});
+  const uint16_t port = server_.port();
+  std::vector<RawConnection> sockets;
+  for (int i = 0; i < 2; ++i) {
+    sockets.emplace_back(port);
+    ASSERT_TRUE(sockets.back().ok());
+    const std::string head = UpgradeToWebSocket(sockets.back());
+    ASSERT_EQ(StatusOf(head), 101) << head;
+  }
+  // The third slot: one keep-alive connection that scrapes (a scrape per connection would race
+  // with its own slot's release).
+  RawConnection scraper(port);
+  ASSERT_TRUE(scraper.ok());
+  auto scrape_until = [&](const std::function<bool(std::map<std::string, double>&)>& done) {
+    std::map<std::string, double> m;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (std::chrono::steady_clock::now() < deadline) {
+      EXPECT_TRUE(scraper.Send(GetRequest("/metrics")));
+      const std::string response = scraper.ReadResponse(kWait).value_or("");
+      EXPECT_EQ(StatusOf(response), 200) << response;
+      m = ParseMetrics(BodyOf(response));
+      if (done(m)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return m;
+  };
+  std::map<std::string, double> m =
+      scrape_until([](auto& s) { return s["locrit_websocket_connections"] == 2; });
+  EXPECT_EQ(m["locrit_websocket_connections"], 2);
+  EXPECT_EQ(m["locrit_http_connections"], 3);  // Both WebSockets and the scraper.
+  EXPECT_EQ(m[R"(locrit_http_requests_total{route="/ws",method="GET",status="101"})"], 2);
+
+  // The upgraded connections still hold their slots: a newcomer is refused.
+  {
+    RawConnection extra(port);
+    ASSERT_TRUE(extra.ok());
+    extra.Send(GetRequest("/healthz"));
+    const std::string got = extra.ReadUntilClosed(kWait).value_or("timeout");
+    EXPECT_THAT(got, Not(HasSubstr("200 OK"))) << got;
+  }
+
+  // A WebSocket that ends gives its slot and its count back.
+  sockets.pop_back();
+  m = scrape_until([](auto& s) { return s["locrit_websocket_connections"] == 1; });
+  EXPECT_EQ(m["locrit_websocket_connections"], 1);
+  std::string response;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    response = Exchange(port, GetRequest("/healthz"));
+    if (StatusOf(response) == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(StatusOf(response), 200) << response;
+  m = scrape_until([](auto& s) { return s["locrit_http_connections_refused_total"] >= 1; });
+  EXPECT_GE(m["locrit_http_connections_refused_total"], 1);
 }
 
 }  // namespace

@@ -251,9 +251,11 @@ TEST_F(MetricsRouteTest, OperatorScrapesTheTextFormat) {
 }
 
 TEST_F(MetricsRouteTest, PublicCallersAreRefused) {
+  // As every operator route: 401 asking for the admin token.
   HttpResponse r = Get(/*local_mode=*/false);
-  EXPECT_EQ(r.status, 403);
-  EXPECT_THAT(r.body, HasSubstr("\"code\":\"forbidden\""));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_THAT(r.body, HasSubstr("\"code\":\"unauthorized\""));
+  EXPECT_THAT(r.body, Not(HasSubstr("locrit_")));
 }
 
 }  // namespace

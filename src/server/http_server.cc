@@ -593,8 +593,9 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
         from_loopback_(from_loopback),
         peer_(std::move(peer)),
         upgrade_(std::move(upgrade)),
-        request_id_(IsValidRequestId(upgrade_[kRequestIdHeader]) ? std::string(upgrade_[kRequestIdHeader])
-                                                                  : server->NewRequestId()),
+        request_id_(IsValidRequestId(upgrade_[kRequestIdHeader])
+                        ? std::string(upgrade_[kRequestIdHeader])
+                        : server->NewRequestId()),
         route_(RouteIndexOf(upgrade_.target())),
         started_(std::chrono::steady_clock::now()) {}
 
@@ -811,10 +812,11 @@ void WsConnection::Run() {
   timeouts.idle_timeout = server_->options_.ws_idle_timeout;
   timeouts.keep_alive_pings = true;
   ws_.set_option(timeouts);
-  ws_.set_option(websocket::stream_base::decorator([id = request_id_](websocket::response_type& res) {
-    res.set(http::field::server, "locrit");
-    res.set(kRequestIdHeader, id);
-  }));
+  ws_.set_option(
+      websocket::stream_base::decorator([id = request_id_](websocket::response_type& res) {
+        res.set(http::field::server, "locrit");
+        res.set(kRequestIdHeader, id);
+      }));
   ws_.read_message_max(0);  // OnRead enforces max_body_bytes and keeps the connection.
   ws_.auto_fragment(false);
   ws_.async_accept(upgrade_, beast::bind_front_handler(&WsConnection::OnAccept,

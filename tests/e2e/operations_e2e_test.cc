@@ -333,6 +333,8 @@ TEST_F(OperationsTest, WebSocketsAreCountedAndKeepTheirConnectionSlot) {
     ASSERT_TRUE(sockets.back().ok());
     const std::string head = UpgradeToWebSocket(sockets.back());
     ASSERT_EQ(StatusOf(head), 101) << head;
+    EXPECT_TRUE(std::regex_match(HeaderOf(head, "X-Request-Id"), std::regex("[0-9a-f]{16}")))
+        << head;
   }
   // The third slot: one keep-alive connection that scrapes (a scrape per connection would race
   // with its own slot's release).

@@ -59,7 +59,10 @@ int main(int argc, char** argv) {
   RaiseDescriptorLimit();
 
   locrit::testing::TempDir dir;
-  locrit::testing::LocritServer server(binary, dir.path() / "data", dir.File("server.log"));
+  // Every WebSocket holds one of the server's max_connections (10 000 by default): the cap leaves
+  // room for the /health requests made while they are held.
+  locrit::testing::LocritServer server(binary, dir.path() / "data", dir.File("server.log"),
+                                       {"--max-connections", std::to_string(wanted + 16)});
   const std::string base = server.WaitReady();
   if (base.empty()) {
     std::fprintf(stderr, "the server did not start:\n%s\n", server.Log().c_str());

@@ -422,6 +422,9 @@ class MemoryStore {
   Status Migrate();
   Status EnforceRetention(SavedMessage& saved);
   Status EnsureSession(const NewMessage& message, int64_t now);
+  // The ids `sql` selects (?1 the model, ?2 the limit): nodes of one kind without its vector.
+  Result<std::vector<std::string>> IdsMissingEmbedding(const char* sql, const std::string& model,
+                                                       int limit);
   // Salvage: runs `insert` (and the table's preparatory statement) for keys [from, to) of the
   // attached source; adds the rows copied to `copied`; returns the SQLite result code.
   int CopyRange(const store_internal::SalvageTable& copy, const std::string& insert, int64_t from,

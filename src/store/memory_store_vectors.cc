@@ -168,29 +168,26 @@ Result<std::vector<VectorHit>> MemoryStore::NearestByEmbedding(const VectorQuery
 
 Result<std::vector<std::string>> MemoryStore::MessagesMissingEmbedding(const std::string& model,
                                                                        int limit) {
-  RETURN_IF_ERROR(ValidateModel(model));
   // The primary key on message_vectors.node_id makes each NOT EXISTS a single lookup.
-  ASSIGN_OR_RETURN(
-      Stmt stmt,
-      db_->Prepare("SELECT m.id FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_vectors v "
-                   "WHERE v.node_id = m.id AND v.model = ?1) ORDER BY m.seq LIMIT ?2"));
-  stmt.BindAll(model, std::clamp(limit, 1, kMaxListResults));
-  std::vector<std::string> ids;
-  while (true) {
-    ASSIGN_OR_RETURN(const bool row, stmt.Step());
-    if (!row) break;
-    ids.push_back(stmt.Text(0));
-  }
-  return ids;
+  return IdsMissingEmbedding(
+      "SELECT m.id FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_vectors v "
+      "WHERE v.node_id = m.id AND v.model = ?1) ORDER BY m.seq LIMIT ?2",
+      model, limit);
 }
 
 Result<std::vector<std::string>> MemoryStore::MemoriesMissingEmbedding(const std::string& model,
                                                                        int limit) {
+  return IdsMissingEmbedding(
+      "SELECT m.id FROM memories m WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v "
+      "WHERE v.node_id = m.id AND v.model = ?1) ORDER BY m.rid LIMIT ?2",
+      model, limit);
+}
+
+Result<std::vector<std::string>> MemoryStore::IdsMissingEmbedding(const char* sql,
+                                                                  const std::string& model,
+                                                                  int limit) {
   RETURN_IF_ERROR(ValidateModel(model));
-  ASSIGN_OR_RETURN(
-      Stmt stmt,
-      db_->Prepare("SELECT m.id FROM memories m WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v "
-                   "WHERE v.node_id = m.id AND v.model = ?1) ORDER BY m.rid LIMIT ?2"));
+  ASSIGN_OR_RETURN(Stmt stmt, db_->Prepare(sql));
   stmt.BindAll(model, std::clamp(limit, 1, kMaxListResults));
   std::vector<std::string> ids;
   while (true) {

@@ -6,7 +6,6 @@
 // serving one HTTP request, before any WebSocket.
 //
 //   build-bench/bench/ws_idle_bench [connections=10000] [path/to/locrit]
-#include <sys/resource.h>
 
 #include <csignal>
 
@@ -23,6 +22,7 @@
 
 #include "tests/support/e2e_http.h"
 #include "tests/support/locrit_process.h"
+#include "tests/support/raw_connection.h"
 #include "tests/support/temp_dir.h"
 
 namespace {
@@ -42,21 +42,12 @@ long ResidentKiB(pid_t pid) {
   return -1;
 }
 
-// As many descriptors as the hard limit allows: each connection is one here.
-void RaiseDescriptorLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const int wanted = argc > 1 ? std::stoi(argv[1]) : 10'000;
   const std::string binary = argc > 2 ? argv[2] : LOCRIT_BINARY;
-  RaiseDescriptorLimit();
+  locrit::testing::RaiseOpenFileLimit();  // One descriptor per connection here too.
 
   locrit::testing::TempDir dir;
   // Every WebSocket holds one of the server's max_connections (10 000 by default): the cap leaves

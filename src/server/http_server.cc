@@ -923,11 +923,6 @@ void HttpServer::Impl::CloseWebSockets() {
   ws_gone_.wait_for(lock, options_.ws_close_timeout, [&] { return websockets_.empty(); });
 }
 
-int64_t HttpServer::OpenWebSockets() const {
-  std::lock_guard lock(impl_->ws_mu_);
-  return static_cast<int64_t>(impl_->websockets_.size());
-}
-
 void HttpServer::Stop() {
   if (impl_->stopped_.exchange(true)) return;
   impl_->CloseWebSockets();

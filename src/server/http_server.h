@@ -88,9 +88,6 @@ class HttpServer {
   // and joins them. Idempotent.
   void Stop();
 
-  // WebSocket connections open now (upgraded and not yet closed).
-  int64_t OpenWebSockets() const;
-
   class Impl;
 
  private:

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -15,14 +16,15 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/serve_process.h"
+#include "tests/support/locrit_process.h"
+#include "tests/support/raw_connection.h"
 #include "tests/support/temp_dir.h"
 
 namespace locrit {
 namespace {
 
+using ::locrit::testing::LocritServer;
 using ::locrit::testing::RawConnection;
-using ::locrit::testing::ServeProcess;
 using ::locrit::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -86,19 +88,18 @@ std::map<std::string, double> ParseMetrics(const std::string& text) {
 class OperationsTest : public ::testing::Test {
  protected:
   void Start(std::vector<std::string> args = {}) {
-    if (server_.running()) server_.Stop(SIGTERM);
-    const std::string error = server_.Start(LOCRIT_BINARY, (dir_.path() / "data").string(),
-                                            dir_.File("server.log"), args);
-    ASSERT_EQ(error, "");
-  }
-  void TearDown() override {
-    if (server_.running()) {
-      EXPECT_EQ(server_.Stop(SIGTERM), 0) << server_.Log();
+    if (server_ != nullptr && server_->running()) {
+      EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->Log();
     }
+    server_ = std::make_unique<LocritServer>(LOCRIT_BINARY, dir_.path() / "data",
+                                             dir_.File("server.log"), std::move(args));
+    const std::string base = server_->WaitReady();
+    ASSERT_FALSE(base.empty()) << server_->Log();
+    port_ = static_cast<uint16_t>(std::stoi(base.substr(base.rfind(':') + 1)));
   }
 
   std::map<std::string, double> Scrape() {
-    const std::string response = Exchange(server_.port(), GetRequest("/metrics"));
+    const std::string response = Exchange(port_, GetRequest("/metrics"));
     EXPECT_EQ(StatusOf(response), 200) << response;
     EXPECT_EQ(HeaderOf(response, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
     return ParseMetrics(BodyOf(response));
@@ -123,14 +124,15 @@ class OperationsTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  ServeProcess server_;
+  std::unique_ptr<LocritServer> server_;  // Stopped, expecting exit code 0, at the end.
+  uint16_t port_ = 0;
 };
 
 constexpr const char* kChatPath = "/api/locrits/Bob%20Technique/chat";
 
 TEST_F(OperationsTest, TheScrapeCountsRequestsByRouteTemplateAndStatus) {
   Start();
-  const uint16_t port = server_.port();
+  const uint16_t port = port_;
   {
     RawConnection c(port);  // Keep-alive: three requests on one connection.
     ASSERT_TRUE(c.ok());
@@ -179,7 +181,7 @@ TEST_F(OperationsTest, TheScrapeCountsRequestsByRouteTemplateAndStatus) {
 
 TEST_F(OperationsTest, OneLogLinePerRequestWithItsIdAndNothingPrivate) {
   Start();
-  const uint16_t port = server_.port();
+  const uint16_t port = port_;
   const std::string kept =
       Exchange(port, GetRequest("/healthz", "X-Request-Id: trace-42.a_b:c\r\n"));
   EXPECT_EQ(HeaderOf(kept, "X-Request-Id"), "trace-42.a_b:c");
@@ -194,9 +196,9 @@ TEST_F(OperationsTest, OneLogLinePerRequestWithItsIdAndNothingPrivate) {
       port, PostJson(kChatPath, R"({"message":"my password is hunter2","user_id":"alice"})"));
   EXPECT_EQ(StatusOf(chat), 200);
   const std::string chat_id = HeaderOf(chat, "X-Request-Id");
-  ASSERT_EQ(server_.Stop(SIGTERM), 0);
+  ASSERT_EQ(server_->Stop(SIGTERM), 0);
 
-  const std::string log = server_.Log();
+  const std::string log = server_->Log();
   EXPECT_THAT(log, HasSubstr("locrit: request id=trace-42.a_b:c method=GET route=/healthz "
                              "status=200 ms="));
   EXPECT_THAT(log, HasSubstr("locrit: request id=" + generated + " method=GET route=/healthz "));
@@ -216,14 +218,14 @@ TEST_F(OperationsTest, OneLogLinePerRequestWithItsIdAndNothingPrivate) {
   EXPECT_EQ(lines, 4u);
 
   Start({"--no-request-log"});
-  EXPECT_EQ(StatusOf(Exchange(server_.port(), GetRequest("/healthz"))), 200);
-  ASSERT_EQ(server_.Stop(SIGTERM), 0);
-  EXPECT_THAT(server_.Log(), Not(HasSubstr("locrit: request ")));
+  EXPECT_EQ(StatusOf(Exchange(port_, GetRequest("/healthz"))), 200);
+  ASSERT_EQ(server_->Stop(SIGTERM), 0);
+  EXPECT_THAT(server_->Log(), Not(HasSubstr("locrit: request ")));
 }
 
 TEST_F(OperationsTest, ASlowlorisClientIsCutOffAtTheHeaderDeadlineWhileOthersAreServed) {
   Start({"--header-timeout", "2", "--no-request-log"});
-  const uint16_t port = server_.port();
+  const uint16_t port = port_;
   RawConnection slow(port);
   ASSERT_TRUE(slow.ok());
   // Headers that would take a minute at one byte a second.
@@ -258,20 +260,20 @@ TEST_F(OperationsTest, ThousandsOfIdleConnectionsDoNotStopANewClient) {
   std::vector<RawConnection> idle;
   idle.reserve(kIdle);
   for (int i = 0; i < kIdle; ++i) {
-    idle.emplace_back(server_.port());
+    idle.emplace_back(port_);
     ASSERT_TRUE(idle.back().ok()) << "connection " << i;
   }
   // Half of them even began a request and stopped.
   for (int i = 0; i < kIdle; i += 2) ASSERT_TRUE(idle[i].Send("GET /health HTTP/1.1\r\n"));
   EXPECT_EQ(WaitForMetric("locrit_http_connections", kIdle + 1), kIdle + 1);
-  const std::string response = Exchange(server_.port(), GetRequest("/healthz"));
+  const std::string response = Exchange(port_, GetRequest("/healthz"));
   EXPECT_EQ(StatusOf(response), 200) << response;
 }
 
 TEST_F(OperationsTest, TheConnectionCapIsRespected) {
   constexpr int kCap = 20;
   Start({"--max-connections", std::to_string(kCap), "--idle-timeout", "600", "--no-request-log"});
-  const uint16_t port = server_.port();
+  const uint16_t port = port_;
   // Each slot is taken by a keep-alive connection that was answered, which proves the server
   // holds it. (Filling slots with a scrape in between would race: the scrape's slot is released
   // a little after its client closed, and a connection arriving then is rightly refused.)
@@ -326,7 +328,7 @@ std::string UpgradeToWebSocket(RawConnection& c) {
 TEST_F(OperationsTest, WebSocketsAreCountedAndKeepTheirConnectionSlot) {
   constexpr int kCap = 3;
   Start({"--max-connections", std::to_string(kCap), "--idle-timeout", "600", "--no-request-log"});
-  const uint16_t port = server_.port();
+  const uint16_t port = port_;
   std::vector<RawConnection> sockets;
   for (int i = 0; i < 2; ++i) {
     sockets.emplace_back(port);

@@ -1,90 +1,21 @@
-#include "tests/support/serve_process.h"
+#include "tests/support/raw_connection.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string_view>
 #include <thread>
 #include <utility>
 
-extern char** environ;
-
 namespace locrit::testing {
-
-ServeProcess::~ServeProcess() {
-  if (pid_ > 0) Stop(SIGKILL);
-}
-
-std::string ServeProcess::Start(const std::string& binary, const std::string& data_dir,
-                                const std::string& log_path,
-                                const std::vector<std::string>& extra_args) {
-  log_path_ = log_path;
-  std::vector<std::string> args = {binary, "serve", "--listen", "127.0.0.1:0", "--data", data_dir};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::error_code ignored;
-  std::filesystem::remove(std::filesystem::path(data_dir) / "locrit.addr", ignored);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  const int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    pid_ = -1;
-    return "cannot spawn " + binary;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  const std::filesystem::path addr = std::filesystem::path(data_dir) / "locrit.addr";
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream in(addr);
-    std::string line;
-    if (in && std::getline(in, line) && !line.empty()) {
-      address_ = line;
-      port_ = static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
-      return "";
-    }
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return "locrit serve exited early: " + Log();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return "locrit serve did not write its address: " + Log();
-}
-
-int ServeProcess::Stop(int sig) {
-  if (pid_ <= 0) return -1;
-  kill(pid_, sig);
-  int status = 0;
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string ServeProcess::Log() const {
-  std::ifstream in(log_path_);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 uint64_t RaiseOpenFileLimit() {
   rlimit limit{};

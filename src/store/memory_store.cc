@@ -17,6 +17,7 @@
 #include "store/internal/rows.h"
 #include "store/internal/schema.h"
 #include "store/internal/sqlite.h"
+#include "store/internal/keyword_index.h"
 #include "store/internal/vector_cache.h"
 
 namespace locrit {

@@ -31,6 +31,7 @@ namespace locrit {
 
 namespace store_internal {
 class Db;
+class KeywordIndex;
 class VectorCache;
 struct SalvageTable;
 }  // namespace store_internal
@@ -104,6 +105,28 @@ struct SearchHit {
   int64_t seq = 0;                        // Messages only.
   std::optional<std::string> session_id;  // Messages only.
   std::optional<Role> role;               // Messages only.
+};
+
+// What RankByKeywords ranks: messages and memories by bm25 against the words of `text`, from the
+// store's in-memory keyword index (no snippets, no content: a chat turn's recall reads only the
+// few items it keeps).
+struct KeywordQuery {
+  std::string text;  // Any user string.
+  int limit = 10;    // Clamped to [1, kMaxSearchResults].
+  bool messages = true;
+  bool memories = true;
+  // Leaves out the messages of `window_session` with seq >= *window_first_seq (the ones a chat
+  // turn's window already holds) and the node whose id is `exclude_id`.
+  std::string window_session;
+  std::optional<int64_t> window_first_seq;
+  std::string exclude_id;
+};
+
+struct KeywordHit {
+  NodeType type = NodeType::kMessage;  // kMessage or kMemory.
+  std::string id;
+  double score = 0;  // Higher is better: FTS5's bm25, negated.
+  int64_t seq = 0;   // Messages only.
 };
 
 struct NewMemory {
@@ -297,6 +320,12 @@ class MemoryStore {
 
   // ---- Search ----
   Result<std::vector<SearchHit>> Search(const SearchQuery& query);
+  // The same ranking as Search over messages and memories (bm25 with FTS5's parameters, each kind
+  // scored against its own statistics), from an in-memory index this connection keeps in step
+  // with the file: a few hundred microseconds where FTS5 scores every matching row. Words are
+  // FTS5's (same tokenizer); a word that FTS5 would read as a phrase ("aujourd'hui") counts as its
+  // separate words. Best first; equal scores oldest first.
+  Result<std::vector<KeywordHit>> RankByKeywords(const KeywordQuery& query);
 
   // ---- Standalone memories ----
   Result<Memory> AddMemory(const NewMemory& memory);
@@ -434,6 +463,7 @@ class MemoryStore {
   StoreOptions options_;
   std::unique_ptr<store_internal::Db> db_;
   std::unique_ptr<store_internal::VectorCache> vectors_;
+  std::unique_ptr<store_internal::KeywordIndex> keywords_;  // Built on first use.
   int schema_version_ = 0;
 };
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "store/internal/fts_query.h"
+#include "store/internal/keyword_index.h"
 #include "store/internal/sqlite.h"
 #include "store/memory_store.h"
 
@@ -124,6 +125,13 @@ Result<std::vector<SearchHit>> MemoryStore::Search(const SearchQuery& query) {
                    [](const SearchHit& a, const SearchHit& b) { return a.score > b.score; });
   if (hits.size() > static_cast<size_t>(limit)) hits.resize(static_cast<size_t>(limit));
   return hits;
+}
+
+Result<std::vector<KeywordHit>> MemoryStore::RankByKeywords(const KeywordQuery& query) {
+  if (!keywords_) keywords_ = std::make_unique<store_internal::KeywordIndex>();
+  KeywordQuery clamped = query;
+  clamped.limit = std::clamp(query.limit, 1, kMaxSearchResults);
+  return keywords_->Rank(*db_, clamped);
 }
 
 }  // namespace locrit

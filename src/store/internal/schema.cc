@@ -242,7 +242,22 @@ CREATE TABLE recovery_events(
 );
 )sql";
 
-constexpr std::array<std::string_view, 2> kMigrations = {kSchemaV1, kSchemaV2};
+// Version 3: change counters for the in-memory keyword index (store/internal/keyword_index.h),
+// which follows new and deleted messages by seq and count but must hear of edited texts and of
+// any change to the memories.
+constexpr std::string_view kSchemaV3 = R"sql(
+INSERT INTO counters(name, value) VALUES ('message_edits', 0), ('memory_changes', 0);
+CREATE TRIGGER messages_count_edits AFTER UPDATE OF content ON messages BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'message_edits'; END;
+CREATE TRIGGER memories_count_inserts AFTER INSERT ON memories BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'memory_changes'; END;
+CREATE TRIGGER memories_count_edits AFTER UPDATE OF content ON memories BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'memory_changes'; END;
+CREATE TRIGGER memories_count_deletes AFTER DELETE ON memories BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'memory_changes'; END;
+)sql";
+
+constexpr std::array<std::string_view, 3> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3};
 
 }  // namespace
 

@@ -29,7 +29,7 @@ TEST(OpenTest, NewStoreHasLatestSchemaAndDurablePragmas) {
   StoreHarness harness;
   ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
   ASSERT_OK_AND_ASSIGN(StorageInfo info, store->Storage());
-  EXPECT_EQ(info.schema_version, 2);
+  EXPECT_EQ(info.schema_version, 3);
   EXPECT_EQ(info.journal_mode, "wal");
   EXPECT_EQ(info.synchronous, 2);  // FULL
   EXPECT_EQ(info.auto_vacuum, 2);  // INCREMENTAL
@@ -48,7 +48,7 @@ TEST(OpenTest, MigratesAnEmptyFile) {
   StoreHarness harness;
   WriteFile(harness.path(), "");
   ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
-  EXPECT_EQ(store->SchemaVersion(), 2);
+  EXPECT_EQ(store->SchemaVersion(), 3);
   ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "hello")), IsOk());
   ASSERT_OK_AND_ASSIGN(StorageInfo info, store->Storage());
   EXPECT_EQ(info.auto_vacuum, 2);

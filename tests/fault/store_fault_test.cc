@@ -702,6 +702,74 @@ TEST_F(FaultVfsTest, ConnectionsShareUnsyncedWrites) {
   EXPECT_EQ(got.content, "message 2");
 }
 
+// The in-memory keyword index reads the file when it loads and when it catches up with new,
+// evicted and deleted messages. A read that fails at any point of that makes the query fail with
+// io_error and leaves nothing half-loaded behind: once the disk answers again, the next query
+// ranks exactly what the file holds.
+TEST_F(FaultVfsTest, KeywordIndexSurvivesReadErrorsAtEveryPoint) {
+  StoreOptions writer_options = Options();
+  writer_options.max_messages = 30;
+  ASSERT_OK_AND_ASSIGN(auto writer, MemoryStore::Open(writer_options));
+  StoreOptions reader_options = Options();
+  reader_options.read_only = true;
+  reader_options.cache_kib = kSmallCacheKib;  // Every load reads through the VFS.
+  int next = 0;
+  const auto save_some = [&](int count) {
+    for (int i = 0; i < count; ++i, ++next) ASSERT_THAT(Save(*writer, next), IsOk());
+  };
+  // Every message reads "message N", so all score alike: the ranking is the file's messages,
+  // oldest first, as the writer's history gives them.
+  const auto expected = [&]() -> std::vector<std::string> {
+    HistoryQuery history;
+    history.session_id = "s1";
+    history.limit = MemoryStore::kMaxHistory;
+    Result<std::vector<Message>> messages = writer->History(history);
+    EXPECT_THAT(messages.status(), IsOk());
+    std::vector<std::string> ids;
+    if (messages.ok()) {
+      for (const Message& m : *messages) ids.push_back(m.id);
+    }
+    return ids;
+  };
+  KeywordQuery query;
+  query.text = "message";
+  query.limit = 100;
+  const auto ranked = [&](MemoryStore& store) -> Result<std::vector<std::string>> {
+    ASSIGN_OR_RETURN(const std::vector<KeywordHit> hits, store.RankByKeywords(query));
+    std::vector<std::string> ids;
+    for (const KeywordHit& hit : hits) ids.push_back(hit.id);
+    return ids;
+  };
+
+  save_some(20);
+  int64_t faults = 0;
+  for (int64_t n = 0; n < kMaxFaultPoints; ++n) {
+    SCOPED_TRACE(fmt::format("fault at read {}", n));
+    ASSERT_OK_AND_ASSIGN(auto reader, MemoryStore::Open(reader_options));
+    ASSERT_OK_AND_ASSIGN(std::vector<std::string> loaded, ranked(*reader));  // Loads.
+    ASSERT_EQ(loaded, expected());
+    // Past the cap and an explicit delete: the catch-up reads new rows, the oldest seq left and
+    // the seqs (the delete is not the oldest).
+    save_some(12);
+    ASSERT_THAT(writer->DeleteMessage(fmt::format("m{}", next - 5)), IsOk());
+    const std::vector<std::string> want = expected();
+    vfs_.Arm(n, FaultVfs::kRead);
+    Result<std::vector<std::string>> got = ranked(*reader);
+    const bool fired = vfs_.fired();
+    vfs_.Disarm();
+    if (got.ok()) {
+      EXPECT_EQ(*got, want);
+    } else {
+      EXPECT_EQ(got.status().code(), StatusCode::kIoError) << got.status().ToString();
+    }
+    ASSERT_OK_AND_ASSIGN(std::vector<std::string> again, ranked(*reader));
+    EXPECT_EQ(again, want);
+    if (!fired) break;
+    ++faults;
+  }
+  EXPECT_GT(faults, 0);  // The catch-up did read through the VFS.
+}
+
 // ---- Power loss ----
 
 // Messages survive as a window of the attempted sequence: the first `end` attempts, minus what

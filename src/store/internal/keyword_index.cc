@@ -42,6 +42,9 @@ Result<Counters> ReadCounters(Db& db) {
 void KeywordIndex::Corpus::Clear() {
   docs.clear();
   postings.clear();
+  norms.clear();
+  single_weights.clear();
+  norms_average = -1;
   last_rowid = 0;
   live_docs = 0;
   live_tokens = 0;
@@ -51,6 +54,7 @@ void KeywordIndex::Corpus::Clear() {
 void KeywordIndex::Corpus::Remove(size_t doc) {
   if (!docs[doc].live) return;
   docs[doc].live = false;
+  if (doc < norms.size()) norms[doc] = single_weights[doc] = -1;
   --live_docs;
   live_tokens -= docs[doc].length;
 }
@@ -67,6 +71,8 @@ void KeywordIndex::Corpus::CompactIfSparse() {
     docs[kept++] = std::move(docs[i]);
   }
   docs.resize(kept);
+  norms.clear();  // Renumbered: recomputed on the next query.
+  single_weights.clear();
   for (auto it = postings.begin(); it != postings.end();) {
     std::vector<Posting>& list = it->second;
     std::erase_if(list, [&](const Posting& p) { return renumbered[p.doc] == kGone; });
@@ -199,12 +205,25 @@ Result<std::vector<std::string>> KeywordIndex::QueryWords(std::string_view text)
   return words;
 }
 
-void KeywordIndex::Score(const Corpus& corpus, const std::vector<std::string>& words) {
+void KeywordIndex::Score(Corpus& corpus, const std::vector<std::string>& words) {
   if (corpus.live_docs == 0) return;
-  scores_.resize(corpus.docs.size(), 0.0);
-  const bool all_live = static_cast<int64_t>(corpus.docs.size()) == corpus.live_docs;
   const auto rows = static_cast<double>(corpus.live_docs);
   const double average_length = static_cast<double>(corpus.live_tokens) / rows;
+  std::vector<double>& norms = corpus.norms;
+  if (norms.size() != corpus.docs.size() || corpus.norms_average != average_length) {
+    // Only when the documents changed: the average length moves with every new message.
+    norms.resize(corpus.docs.size());
+    corpus.single_weights.resize(corpus.docs.size());
+    for (size_t i = 0; i < norms.size(); ++i) {
+      const Doc& doc = corpus.docs[i];
+      norms[i] = doc.live ? kK1 * (1 - kB + kB * doc.length / average_length) : -1;
+      corpus.single_weights[i] = doc.live ? (kK1 + 1) / (1 + norms[i]) : -1;
+    }
+    corpus.norms_average = average_length;
+  }
+  scores_.resize(corpus.docs.size(), 0.0);
+  const std::vector<double>& single_weights = corpus.single_weights;
+  const bool all_live = static_cast<int64_t>(corpus.docs.size()) == corpus.live_docs;
   for (const std::string& word : words) {
     const auto found = corpus.postings.find(word);
     if (found == corpus.postings.end()) continue;
@@ -212,19 +231,21 @@ void KeywordIndex::Score(const Corpus& corpus, const std::vector<std::string>& w
     int64_t hits = static_cast<int64_t>(list.size());
     if (!all_live) {
       hits = std::count_if(list.begin(), list.end(),
-                           [&](const Posting& p) { return corpus.docs[p.doc].live; });
+                           [&](const Posting& p) { return norms[p.doc] >= 0; });
     }
     if (hits == 0) continue;
     const auto n = static_cast<double>(hits);
     double idf = std::log((rows - n + 0.5) / (n + 0.5));
     if (idf <= 0) idf = kMinIdf;
     for (const Posting& p : list) {
-      const Doc& doc = corpus.docs[p.doc];
-      if (!doc.live) continue;
-      const double tf = p.frequency;
-      const double norm = kK1 * (1 - kB + kB * doc.length / average_length);
+      double weight = single_weights[p.doc];
+      if (weight < 0) continue;
+      if (p.frequency != 1) {
+        const double tf = p.frequency;
+        weight = tf * (kK1 + 1) / (tf + norms[p.doc]);
+      }
       if (scores_[p.doc] == 0) touched_.push_back(p.doc);
-      scores_[p.doc] += idf * tf * (kK1 + 1) / (tf + norm);
+      scores_[p.doc] += idf * weight;
     }
   }
 }
@@ -256,7 +277,7 @@ Result<std::vector<KeywordHit>> KeywordIndex::Rank(Db& db, const KeywordQuery& q
   };
   std::vector<Candidate> candidates;
   ASSIGN_OR_RETURN(const std::vector<std::string> words, QueryWords(query.text));
-  const auto collect = [&](const Corpus& corpus, bool memory) {
+  const auto collect = [&](Corpus& corpus, bool memory) {
     touched_.clear();
     Score(corpus, words);
     const auto window = session_index_.find(query.window_session);

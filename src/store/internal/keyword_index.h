@@ -72,6 +72,14 @@ class KeywordIndex {
     int64_t live_docs = 0;
     int64_t live_tokens = 0;
     bool loaded = false;
+    // Per document, bm25's length normalisation k1 * (1 - b + b * length / average length), or
+    // -1 for a removed one; computed for `norms_average` and redone when the average changes.
+    // Contiguous, so that scoring reads 8 bytes per posting rather than a whole Doc.
+    std::vector<double> norms;
+    // Per document, a single occurrence's term-frequency factor (k1 + 1) / (1 + norm), or -1
+    // for a removed one: most postings have a frequency of 1, and this spares them a division.
+    std::vector<double> single_weights;
+    double norms_average = -1;
 
     void Clear();
     void Remove(size_t doc);
@@ -89,7 +97,7 @@ class KeywordIndex {
   // The distinct words of `text`, at most MemoryStore::kMaxSearchTerms.
   Result<std::vector<std::string>> QueryWords(std::string_view text);
   // Adds each matching live document's bm25 score to scores_ (touched_ lists them).
-  void Score(const Corpus& corpus, const std::vector<std::string>& words);
+  void Score(Corpus& corpus, const std::vector<std::string>& words);
 
   std::unique_ptr<TextTokenizer> tokenizer_;
   Corpus messages_;

@@ -115,6 +115,8 @@ struct KeywordQuery {
   int limit = 10;    // Clamped to [1, kMaxSearchResults].
   bool messages = true;
   bool memories = true;
+  std::optional<std::string> session_id;  // Only messages of this session (no memories).
+  std::optional<Role> role;               // Only messages with this role (no memories).
   // Leaves out the messages of `window_session` with seq >= *window_first_seq (the ones a chat
   // turn's window already holds) and the node whose id is `exclude_id`.
   std::string window_session;

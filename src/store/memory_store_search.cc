@@ -1,9 +1,10 @@
-// MemoryStore keyword search: FTS5 bm25 over messages, memories and concepts.
+// MemoryStore keyword search: bm25 over messages, memories and concepts.
 //
-// Each kind is one cached statement that joins its FTS table to the node table and orders by the
-// FTS5 `rank` column (bm25 by default). Ordering by `rank` lets FTS5 sort the matches itself, so
-// SQLite needs no temporary sorter and snippet() runs only for the rows returned, which LIMIT keeps
-// to at most the number asked for; the kinds are then merged by score.
+// Messages and memories are ranked by the connection's in-memory keyword index (the FTS5 tables'
+// scores without FTS5 scoring every matching row), then only the rows returned are read, and
+// their snippets built from the tokenizer's offsets (store/internal/snippet.h). Concepts, few and
+// short, are one cached FTS5 statement ordered by the FTS5 `rank` column (bm25), so snippet()
+// runs only for the rows returned. The kinds are then merged by score.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,27 +28,6 @@ std::string Snippet(std::string_view table, int column) {
   return fmt::format("snippet({}, {}, '[', ']', '…', {})", table, column, kSnippetTokens);
 }
 
-// ?1 the MATCH expression, ?2 the limit, ?3 the session or NULL, ?4 the role or NULL.
-const std::string& MessageSearchSql() {
-  static const std::string sql = fmt::format(
-      "SELECT m.seq, m.id, m.session_id, m.role, m.content, m.created_at, {}, messages_fts.rank "
-      "FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid "
-      "WHERE messages_fts MATCH ?1 AND (?3 IS NULL OR m.session_id = ?3) "
-      "AND (?4 IS NULL OR m.role = ?4) "
-      "ORDER BY messages_fts.rank LIMIT ?2",
-      Snippet("messages_fts", 0));
-  return sql;
-}
-
-const std::string& MemorySearchSql() {
-  static const std::string sql = fmt::format(
-      "SELECT m.id, m.content, m.created_at, {}, memories_fts.rank "
-      "FROM memories_fts JOIN memories m ON m.rid = memories_fts.rowid "
-      "WHERE memories_fts MATCH ?1 ORDER BY memories_fts.rank LIMIT ?2",
-      Snippet("memories_fts", 0));
-  return sql;
-}
-
 // A concept reads "name: description" (just "name" without a description). Names are short, so
 // the name is shown whole with its matches marked and only the description is cut to a snippet.
 const std::string& ConceptSearchSql() {
@@ -69,55 +49,68 @@ const std::string& ConceptSearchSql() {
 Result<std::vector<SearchHit>> MemoryStore::Search(const SearchQuery& query) {
   std::vector<SearchHit> hits;
   const int limit = std::clamp(query.limit, 1, kMaxSearchResults);
-  // Never a syntax error: the text only ever reaches FTS5 as quoted strings.
-  const std::string match =
-      store_internal::BuildFtsQuery(query.text, static_cast<size_t>(kMaxSearchTerms));
-  if (match.empty()) return hits;
-
-  if (query.messages) {
-    ASSIGN_OR_RETURN(Stmt stmt, db_->Prepare(MessageSearchSql()));
-    stmt.Bind(1, match).Bind(2, limit);
-    if (query.session_id) stmt.Bind(3, *query.session_id);
-    if (query.role) stmt.Bind(4, RoleName(*query.role));
-    while (true) {
-      ASSIGN_OR_RETURN(const bool row, stmt.Step());
-      if (!row) break;
-      SearchHit& hit = hits.emplace_back();
-      hit.type = NodeType::kMessage;
-      hit.seq = stmt.Int(0);
-      hit.id = stmt.Text(1);
-      hit.session_id = stmt.Text(2);
-      hit.role = ParseRole(stmt.TextView(3));
-      hit.content = stmt.Text(4);
-      hit.timestamp = stmt.Int(5);
-      hit.snippet = stmt.Text(6);
-      hit.score = -stmt.Double(7);
-    }
-  }
+  if (!keywords_) keywords_ = std::make_unique<store_internal::KeywordIndex>();
 
   // Sessions and roles belong to messages only: a filter on either leaves the other kinds out.
   const bool messages_only = query.session_id.has_value() || query.role.has_value();
-  const auto collect = [&](const std::string& sql, NodeType type) -> Status {
-    ASSIGN_OR_RETURN(Stmt stmt, db_->Prepare(sql));
-    stmt.Bind(1, match).Bind(2, limit);
-    while (true) {
-      ASSIGN_OR_RETURN(const bool row, stmt.Step());
-      if (!row) break;
-      SearchHit& hit = hits.emplace_back();
-      hit.type = type;
-      hit.id = stmt.Text(0);
-      hit.content = stmt.Text(1);
-      hit.timestamp = stmt.Int(2);
-      hit.snippet = stmt.Text(3);
-      hit.score = -stmt.Double(4);
+  KeywordQuery ranked;
+  ranked.text = query.text;
+  ranked.limit = limit;
+  ranked.messages = query.messages;
+  ranked.memories = query.memories && !messages_only;
+  ranked.session_id = query.session_id;
+  ranked.role = query.role;
+  if (ranked.messages || ranked.memories) {
+    ASSIGN_OR_RETURN(const std::vector<KeywordHit> found, keywords_->Rank(*db_, ranked));
+    ASSIGN_OR_RETURN(const std::vector<std::string> words,
+                     keywords_->QueryWords(*db_, query.text));
+    for (const KeywordHit& found_hit : found) {
+      SearchHit hit;
+      hit.type = found_hit.type;
+      hit.id = found_hit.id;
+      hit.score = found_hit.score;
+      if (hit.type == NodeType::kMessage) {
+        ASSIGN_OR_RETURN(Stmt row, db_->Prepare("SELECT session_id, role, content, created_at "
+                                                "FROM messages WHERE seq = ?1"));
+        ASSIGN_OR_RETURN(const bool present, row.Bind(1, found_hit.seq).Step());
+        if (!present) continue;  // Deleted since it was ranked.
+        hit.seq = found_hit.seq;
+        hit.session_id = row.Text(0);
+        hit.role = ParseRole(row.TextView(1));
+        hit.content = row.Text(2);
+        hit.timestamp = row.Int(3);
+      } else {
+        ASSIGN_OR_RETURN(Stmt row,
+                         db_->Prepare("SELECT content, created_at FROM memories WHERE id = ?1"));
+        ASSIGN_OR_RETURN(const bool present, row.Bind(1, found_hit.id).Step());
+        if (!present) continue;
+        hit.content = row.Text(0);
+        hit.timestamp = row.Int(1);
+      }
+      ASSIGN_OR_RETURN(hit.snippet, keywords_->Snippet(*db_, hit.content, words));
+      hits.push_back(std::move(hit));
     }
-    return Status::Ok();
-  };
-  if (query.memories && !messages_only) {
-    RETURN_IF_ERROR(collect(MemorySearchSql(), NodeType::kMemory));
   }
+
   if (query.concepts && !messages_only) {
-    RETURN_IF_ERROR(collect(ConceptSearchSql(), NodeType::kConcept));
+    // Never a syntax error: the text only ever reaches FTS5 as quoted strings.
+    const std::string match =
+        store_internal::BuildFtsQuery(query.text, static_cast<size_t>(kMaxSearchTerms));
+    if (!match.empty()) {
+      ASSIGN_OR_RETURN(Stmt stmt, db_->Prepare(ConceptSearchSql()));
+      stmt.Bind(1, match).Bind(2, limit);
+      while (true) {
+        ASSIGN_OR_RETURN(const bool row, stmt.Step());
+        if (!row) break;
+        SearchHit& hit = hits.emplace_back();
+        hit.type = NodeType::kConcept;
+        hit.id = stmt.Text(0);
+        hit.content = stmt.Text(1);
+        hit.timestamp = stmt.Int(2);
+        hit.snippet = stmt.Text(3);
+        hit.score = -stmt.Double(4);
+      }
+    }
   }
 
   // Each kind arrives best first; a stable merge keeps that order among equal scores.

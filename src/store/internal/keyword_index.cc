@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "store/internal/fts_query.h"
+#include "store/internal/snippet.h"
 
 namespace locrit::store_internal {
 namespace {
@@ -105,9 +106,12 @@ Status KeywordIndex::Load(Stmt& stmt, Corpus& corpus, bool with_session) {
     Doc& doc = corpus.docs.emplace_back();
     doc.rowid = stmt.Int(0);
     doc.id = stmt.Text(1);
-    if (with_session) doc.session = SessionIndex(stmt.TextView(3));
+    if (with_session) {
+      doc.session = SessionIndex(stmt.TextView(3));
+      doc.role = ParseRole(stmt.TextView(4)).value_or(Role::kUser);
+    }
     // The newest document's postings are at the back of each of its words' lists.
-    RETURN_IF_ERROR(tokenizer_->Tokenize(stmt.TextView(2), [&](std::string_view word) {
+    RETURN_IF_ERROR(tokenizer_->Tokenize(stmt.TextView(2), [&](std::string_view word, size_t, size_t) {
       auto found = corpus.postings.find(word);
       if (found == corpus.postings.end()) {
         found = corpus.postings.emplace(std::string(word), std::vector<Posting>{}).first;
@@ -161,7 +165,7 @@ Status KeywordIndex::UpdateMessages(Db& db, int64_t count, int64_t edits) {
       session_index_.clear();
     }
     ASSIGN_OR_RETURN(Stmt stmt,
-                     db.Prepare("SELECT seq, id, content, session_id FROM messages "
+                     db.Prepare("SELECT seq, id, content, session_id, role FROM messages "
                                 "WHERE seq > ?1 ORDER BY seq"));
     stmt.Bind(1, messages_.last_rowid);
     RETURN_IF_ERROR(Load(stmt, messages_, /*with_session=*/true));
@@ -191,12 +195,26 @@ Status KeywordIndex::Update(Db& db) {
   return Status::Ok();
 }
 
-Result<std::vector<std::string>> KeywordIndex::QueryWords(std::string_view text) {
+Status KeywordIndex::EnsureTokenizer(Db& db) {
+  if (!tokenizer_) {
+    ASSIGN_OR_RETURN(tokenizer_, TextTokenizer::Create(db));
+  }
+  return Status::Ok();
+}
+
+Result<std::string> KeywordIndex::Snippet(Db& db, std::string_view text,
+                                          const std::vector<std::string>& words) {
+  RETURN_IF_ERROR(EnsureTokenizer(db));
+  return MakeSnippet(*tokenizer_, text, words);
+}
+
+Result<std::vector<std::string>> KeywordIndex::QueryWords(Db& db, std::string_view text) {
+  RETURN_IF_ERROR(EnsureTokenizer(db));
   std::vector<std::string> words;
   const auto max_words = static_cast<size_t>(MemoryStore::kMaxSearchTerms);
   // The same terms Search gives FTS5, split into the tokenizer's words.
   for (const std::string& term : ExtractSearchTerms(text, max_words)) {
-    RETURN_IF_ERROR(tokenizer_->Tokenize(term, [&](std::string_view word) {
+    RETURN_IF_ERROR(tokenizer_->Tokenize(term, [&](std::string_view word, size_t, size_t) {
       if (words.size() < max_words && std::find(words.begin(), words.end(), word) == words.end()) {
         words.emplace_back(word);
       }
@@ -251,9 +269,7 @@ void KeywordIndex::Score(Corpus& corpus, const std::vector<std::string>& words) 
 }
 
 Result<std::vector<KeywordHit>> KeywordIndex::Rank(Db& db, const KeywordQuery& query) {
-  if (!tokenizer_) {
-    ASSIGN_OR_RETURN(tokenizer_, TextTokenizer::Create(db));
-  }
+  RETURN_IF_ERROR(EnsureTokenizer(db));
   // The counters and the rows they describe are read in one read transaction, so that a commit
   // in between cannot make them disagree.
   const bool in_transaction = db.InTransaction();
@@ -276,7 +292,14 @@ Result<std::vector<KeywordHit>> KeywordIndex::Rank(Db& db, const KeywordQuery& q
     uint32_t doc;
   };
   std::vector<Candidate> candidates;
-  ASSIGN_OR_RETURN(const std::vector<std::string> words, QueryWords(query.text));
+  ASSIGN_OR_RETURN(const std::vector<std::string> words, QueryWords(db, query.text));
+  // A session or role filter is about messages: memories have neither.
+  const bool messages_only = query.session_id.has_value() || query.role.has_value();
+  std::optional<uint32_t> session;
+  if (query.session_id) {
+    const auto found = session_index_.find(*query.session_id);
+    session = found == session_index_.end() ? std::numeric_limits<uint32_t>::max() : found->second;
+  }
   const auto collect = [&](Corpus& corpus, bool memory) {
     touched_.clear();
     Score(corpus, words);
@@ -286,15 +309,18 @@ Result<std::vector<KeywordHit>> KeywordIndex::Rank(Db& db, const KeywordQuery& q
     for (const uint32_t doc : touched_) {
       const double score = scores_[doc];
       scores_[doc] = 0;
-      if (has_window && corpus.docs[doc].session == window->second &&
-          corpus.docs[doc].rowid >= *query.window_first_seq) {
+      const Doc& d = corpus.docs[doc];
+      if (has_window && d.session == window->second && d.rowid >= *query.window_first_seq) {
+        continue;
+      }
+      if (!memory && ((session && d.session != *session) || (query.role && d.role != *query.role))) {
         continue;
       }
       candidates.push_back(Candidate{score, memory, doc});
     }
   };
   if (query.messages) collect(messages_, false);
-  if (query.memories) collect(memories_, true);
+  if (query.memories && !messages_only) collect(memories_, true);
 
   const auto rowid = [&](const Candidate& c) {
     return (c.memory ? memories_ : messages_).docs[c.doc].rowid;

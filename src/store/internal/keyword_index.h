@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -46,6 +47,11 @@ class KeywordIndex {
 
   // Brings the index up to date with `db`, then ranks. `query.limit` is used as given (>= 1).
   Result<std::vector<KeywordHit>> Rank(Db& db, const KeywordQuery& query);
+  // The distinct folded words of a query text, at most MemoryStore::kMaxSearchTerms: what Rank
+  // looks up.
+  Result<std::vector<std::string>> QueryWords(Db& db, std::string_view text);
+  // A hit's snippet (snippet.h) for the query words `words`.
+  Result<std::string> Snippet(Db& db, std::string_view text, const std::vector<std::string>& words);
 
  private:
   // Lets the postings be looked up by a string_view (the tokenizer's words) without a copy.
@@ -62,6 +68,7 @@ class KeywordIndex {
     std::string id;
     uint32_t session = 0;  // Messages: index into sessions_.
     uint32_t length = 0;   // Tokens.
+    Role role = Role::kUser;  // Messages only.
     bool live = true;
   };
   // The documents of one kind and their postings, with the statistics bm25 needs.
@@ -90,12 +97,11 @@ class KeywordIndex {
   Status Update(Db& db);
   Status UpdateMessages(Db& db, int64_t count, int64_t edits);
   Status RemoveDeletedMessages(Db& db, int64_t count);
-  // Appends the rows `stmt` yields: (rowid, id, content[, session_id]), in rowid order.
+  // Appends the rows `stmt` yields: (rowid, id, content[, session_id, role]), in rowid order.
   Status Load(Stmt& stmt, Corpus& corpus, bool with_session);
   void Forget();
   uint32_t SessionIndex(std::string_view session_id);
-  // The distinct words of `text`, at most MemoryStore::kMaxSearchTerms.
-  Result<std::vector<std::string>> QueryWords(std::string_view text);
+  Status EnsureTokenizer(Db& db);
   // Adds each matching live document's bm25 score to scores_ (touched_ lists them).
   void Score(Corpus& corpus, const std::vector<std::string>& words);
 

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string_view>
+#include <type_traits>
 
 #include "base/status.h"
 #include "store/internal/sqlite.h"
@@ -23,14 +24,18 @@ class TextTokenizer {
   TextTokenizer(const TextTokenizer&) = delete;
   TextTokenizer& operator=(const TextTokenizer&) = delete;
 
-  // Calls `on_token(std::string_view token)` for each word of `text`, in order. `Visitor` is any
-  // callable; the token is valid only during the call.
+  // Calls `on_token(std::string_view word, size_t start, size_t end)` for each word of `text`, in
+  // order: the word folded (lower case, no accents), and the bytes [start, end) of `text` it was
+  // read from. `Visitor` is any callable; the word is valid only during the call.
   template <typename Visitor>
   Status Tokenize(std::string_view text, Visitor&& on_token) {
-    return Run(text, &on_token, [](void* visitor, int, const char* token, int length, int, int) {
-      (*static_cast<Visitor*>(visitor))(std::string_view(token, static_cast<size_t>(length)));
-      return SQLITE_OK;
-    });
+    return Run(text, &on_token,
+               [](void* visitor, int, const char* token, int length, int start, int end) {
+                 (*static_cast<std::remove_reference_t<Visitor>*>(visitor))(
+                     std::string_view(token, static_cast<size_t>(length)),
+                     static_cast<size_t>(start), static_cast<size_t>(end));
+                 return SQLITE_OK;
+               });
   }
 
  private:

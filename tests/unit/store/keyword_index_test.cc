@@ -1,8 +1,9 @@
-// The in-memory keyword index behind MemoryStore::RankByKeywords: the same bm25 scores as the
-// FTS5 tables (Search) on a random corpus, before and after deletions; staying in step with
+// The in-memory keyword index behind MemoryStore::RankByKeywords and Search: the same bm25 scores
+// as the FTS5 tables (queried over a separate connection) on a random corpus, before and after deletions; staying in step with
 // writes made through another connection (new, edited, deleted and evicted messages, memories,
 // clear-all); the chat window and the excluded node; a rolled-back batch forgotten; hostile text.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,14 +12,17 @@
 #include <string>
 #include <vector>
 
+#include "store/internal/fts_query.h"
 #include "store/memory_store.h"
 #include "tests/support/matchers.h"
+#include "tests/support/raw_sql.h"
 #include "tests/support/store_fixture.h"
 
 namespace locrit {
 namespace {
 
 using ::locrit::testing::IsOk;
+using ::locrit::testing::RawSql;
 using ::locrit::testing::StoreHarness;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
@@ -101,19 +105,16 @@ class KeywordIndexTest : public ::testing::Test {
     return ids;
   }
 
-  // Asserts that the index ranks `text` with exactly FTS5's scores (Search over messages and
-  // memories): the same score sequence, and each id at FTS5's score for it.
+  // Asserts that the index ranks `text` with exactly FTS5's scores: the same score sequence as
+  // FTS5's bm25 over the messages and memories tables (read over a separate connection), and each
+  // id at FTS5's score for it.
   void ExpectSameAsFts5(const std::string& text) {
     SCOPED_TRACE("query: " + text);
     KeywordQuery query;
     query.text = text;
     query.limit = 20;
     ASSERT_OK_AND_ASSIGN(const std::vector<KeywordHit> ours, reader_->RankByKeywords(query));
-    SearchQuery search;
-    search.text = text;
-    search.limit = MemoryStore::kMaxSearchResults;
-    search.concepts = false;
-    ASSERT_OK_AND_ASSIGN(const std::vector<SearchHit> fts5, reader_->Search(search));
+    const std::vector<Fts5Hit> fts5 = Fts5Ranking(text);
     ASSERT_EQ(ours.size(), std::min<size_t>(fts5.size(), 20));
     const auto near = [](double a, double b) {
       return std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(b));
@@ -122,7 +123,7 @@ class KeywordIndexTest : public ::testing::Test {
       EXPECT_TRUE(near(ours[i].score, fts5[i].score))
           << "rank " << i << ": " << ours[i].score << " vs " << fts5[i].score;
       const auto same = std::find_if(fts5.begin(), fts5.end(),
-                                     [&](const SearchHit& h) { return h.id == ours[i].id; });
+                                     [&](const Fts5Hit& h) { return h.id == ours[i].id; });
       ASSERT_NE(same, fts5.end()) << ours[i].id << " is not an FTS5 hit";
       EXPECT_TRUE(near(ours[i].score, same->score));
       EXPECT_EQ(ours[i].type, same->type);
@@ -130,6 +131,41 @@ class KeywordIndexTest : public ::testing::Test {
         EXPECT_EQ(ours[i].seq, same->seq);
       }
     }
+  }
+
+  struct Fts5Hit {
+    NodeType type;
+    std::string id;
+    double score;  // Negated rank, as KeywordHit.
+    int64_t seq;
+  };
+
+  // Every message and memory FTS5 finds for the query Search would give it, best first.
+  std::vector<Fts5Hit> Fts5Ranking(const std::string& text) {
+    const std::string match =
+        store_internal::BuildFtsQuery(text, static_cast<size_t>(MemoryStore::kMaxSearchTerms));
+    RawSql raw(harness_.path());
+    std::vector<Fts5Hit> hits;
+    const auto collect = [&](NodeType type, const char* sql) {
+      sqlite3_stmt* stmt = nullptr;
+      ASSERT_EQ(sqlite3_prepare_v2(raw.db(), sql, -1, &stmt, nullptr), SQLITE_OK)
+          << sqlite3_errmsg(raw.db());
+      sqlite3_bind_text(stmt, 1, match.c_str(), -1, SQLITE_TRANSIENT);
+      while (sqlite3_step(stmt) == SQLITE_ROW) {
+        hits.push_back(Fts5Hit{type, reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
+                               -sqlite3_column_double(stmt, 1), sqlite3_column_int64(stmt, 2)});
+      }
+      sqlite3_finalize(stmt);
+    };
+    collect(NodeType::kMessage,
+            "SELECT m.id, messages_fts.rank, m.seq FROM messages_fts "
+            "JOIN messages m ON m.seq = messages_fts.rowid WHERE messages_fts MATCH ?1");
+    collect(NodeType::kMemory,
+            "SELECT m.id, memories_fts.rank, 0 FROM memories_fts "
+            "JOIN memories m ON m.rid = memories_fts.rowid WHERE memories_fts MATCH ?1");
+    std::stable_sort(hits.begin(), hits.end(),
+                     [](const Fts5Hit& a, const Fts5Hit& b) { return a.score > b.score; });
+    return hits;
   }
 
   StoreHarness harness_;

@@ -189,26 +189,30 @@ class ChatService::TurnState : public TurnHandle,
     memory_->Read<TurnContext>(
         [=](MemoryStore& store) -> Result<TurnContext> {
           TurnContext context;
-          if (window > 0) {
-            // The newest messages before this turn's own: concurrent turns on the session may
-            // have added some after it, which this reply does not answer.
-            HistoryQuery history;
-            history.session_id = session;
-            history.limit = window;
-            history.before_seq = user_seq;
-            ASSIGN_OR_RETURN(context.window, store.History(history));
-          }
-          RecallQuery recall;
-          recall.text = text;
-          recall.session_id = session;
-          recall.exclude_id = user_message_id;
-          recall.limit = recall_items;
-          recall.vector = vector;
-          recall.embedding_model = embedding_model;
-          recall.min_similarity = min_similarity;
-          recall.window_first_seq =
-              context.window.empty() ? user_seq : context.window.front().seq;
-          ASSIGN_OR_RETURN(context.recalled, Recall(store, recall));
+          // One snapshot for the window and the recall: what one leaves out, the other holds.
+          RETURN_IF_ERROR(store.ReadConsistently([&]() -> Status {
+            if (window > 0) {
+              // The newest messages before this turn's own: concurrent turns on the session may
+              // have added some after it, which this reply does not answer.
+              HistoryQuery history;
+              history.session_id = session;
+              history.limit = window;
+              history.before_seq = user_seq;
+              ASSIGN_OR_RETURN(context.window, store.History(history));
+            }
+            RecallQuery recall;
+            recall.text = text;
+            recall.session_id = session;
+            recall.exclude_id = user_message_id;
+            recall.limit = recall_items;
+            recall.vector = vector;
+            recall.embedding_model = embedding_model;
+            recall.min_similarity = min_similarity;
+            recall.window_first_seq =
+                context.window.empty() ? user_seq : context.window.front().seq;
+            ASSIGN_OR_RETURN(context.recalled, Recall(store, recall));
+            return Status::Ok();
+          }));
           return context;
         },
         [self](Result<TurnContext> context) {

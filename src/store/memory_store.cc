@@ -426,6 +426,16 @@ Status MemoryStore::Atomically(const std::function<Status()>& body) {
   return tx.Commit();
 }
 
+Status MemoryStore::ReadConsistently(const std::function<Status()>& body) {
+  if (db_->InTransaction()) return body();
+  RETURN_IF_ERROR(db_->RunCached("BEGIN"));
+  Status status = body();
+  // A read transaction has nothing to keep: ending it either way only releases the read lock.
+  Status ended = db_->RunCached(status.ok() ? "COMMIT" : "ROLLBACK");
+  if (!ended.ok() && db_->InTransaction()) (void)db_->RunCached("ROLLBACK");
+  return status.ok() ? ended : status;
+}
+
 // ---- Integrity and backup ----
 
 Result<std::string> MemoryStore::QuickCheck() {

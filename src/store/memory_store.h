@@ -403,6 +403,10 @@ class MemoryStore {
   bool InBatch() const;
   // Runs `body` all-or-nothing: its own transaction, or a savepoint inside a batch.
   Status Atomically(const std::function<Status()>& body);
+  // Runs `body`'s reads in one read transaction: they all see the file as it was when the first
+  // one ran, and they share one read lock instead of taking one each. Inside a transaction
+  // already, `body` just runs in it.
+  Status ReadConsistently(const std::function<Status()>& body);
 
   // ---- Recovery support (the memory manager orchestrates; see memory/recovery.h) ----
   // Copies into this store every row of the memory file at `source_path` (possibly damaged) that

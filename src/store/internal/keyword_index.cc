@@ -271,8 +271,9 @@ void KeywordIndex::Score(Corpus& corpus, const std::vector<std::string>& words) 
 Result<std::vector<KeywordHit>> KeywordIndex::Rank(Db& db, const KeywordQuery& query) {
   RETURN_IF_ERROR(EnsureTokenizer(db));
   // The counters and the rows they describe are read in one read transaction, so that a commit
-  // in between cannot make them disagree.
+  // in between cannot make them disagree. A transaction that has written may still roll back.
   const bool in_transaction = db.InTransaction();
+  const bool may_roll_back = sqlite3_txn_state(db.raw(), "main") == SQLITE_TXN_WRITE;
   if (!in_transaction) RETURN_IF_ERROR(db.RunCached("BEGIN"));
   Status updated = Update(db);
   if (!in_transaction) {
@@ -345,8 +346,8 @@ Result<std::vector<KeywordHit>> KeywordIndex::Rank(Db& db, const KeywordQuery& q
     hit.score = candidates[i].score;
     if (!candidates[i].memory) hit.seq = doc.rowid;
   }
-  // What was read inside a transaction may be rolled back: it is not kept.
-  if (in_transaction) Forget();
+  // What a writing transaction showed may be rolled back: it is not kept.
+  if (may_roll_back) Forget();
   return hits;
 }
 

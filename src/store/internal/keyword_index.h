@@ -16,8 +16,8 @@
 //     then re-read;
 //   - counters('memory_changes') changes with every memory added, edited or deleted: the
 //     memories are then re-read (they are few and rarely written).
-// A query made inside a transaction may see uncommitted rows that a rollback would take back, so
-// what it loads there is dropped afterwards.
+// A query made inside a transaction that has written may see uncommitted rows that a rollback
+// would take back, so what it loads there is dropped afterwards (a read transaction is kept).
 //
 // Thread-compatible, like the Db it reads: used by the one thread that uses its MemoryStore.
 #pragma once

@@ -291,6 +291,27 @@ TEST_F(KeywordIndexTest, ForgetsWhatARolledBackBatchWrote) {
   EXPECT_EQ(after[0].id, real);
 }
 
+TEST_F(KeywordIndexTest, AReadTransactionRanksOneSnapshotAndKeepsTheIndex) {
+  Save("s", "avant");
+  ASSERT_THAT(reader_->ReadConsistently([&]() -> Status {
+    EXPECT_THAT(Ranked("apres"), IsEmpty());
+    Save("s", "apres");  // Committed by the writer meanwhile.
+    EXPECT_THAT(Ranked("apres"), IsEmpty());
+    EXPECT_THAT(Ranked("avant"), SizeIs(1));
+    return Status::Ok();
+  }),
+              IsOk());
+  EXPECT_THAT(Ranked("apres"), SizeIs(1));
+}
+
+TEST_F(KeywordIndexTest, AFailedReadTransactionEndsAndReturnsItsError) {
+  const Status failed = writer_->ReadConsistently([] { return NotFoundError("nothing there"); });
+  EXPECT_EQ(failed.code(), StatusCode::kNotFound);
+  // The transaction is over: the writer writes and another connection sees it.
+  const std::string id = Save("s", "ensuite");
+  EXPECT_THAT(Ranked("ensuite"), ElementsAre(id));
+}
+
 TEST_F(KeywordIndexTest, AnyTextIsASafeQuery) {
   Save("s", "du texte ordinaire");
   for (const std::string& text :

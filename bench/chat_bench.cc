@@ -7,8 +7,10 @@
 //     against a direct LlmClient chat request to the same server.
 // Every benchmark times each operation on its own (steady_clock) and reports p50_us and p99_us.
 #include <benchmark/benchmark.h>
+#include <sqlite3.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -266,14 +268,33 @@ void BM_ContextAssembly(benchmark::State& state) {
 // Where context assembly's time goes: the keyword ranking Recall needs (messages and memories,
 // 24 candidates), with the whole new message as the query (words:0, up to 32 terms) or only its
 // first 3 words (words:3), from the store's in-memory keyword index (index:1, what Recall uses)
-// or from FTS5 through Search (index:0, the same scores; what Recall used before the index).
+// or from FTS5 (index:0: the same bm25 over the store's messages_fts and memories_fts tables,
+// ORDER BY rank LIMIT 24 each, on a plain SQLite connection; what Recall used before the index).
 void BM_RecallKeywordSearch(benchmark::State& state) {
   SystemClock clock;
   IdGenerator ids(&clock, kSeed);
   auto store = OpenCorpus(clock, ids);
+  sqlite3* raw = nullptr;
+  if (sqlite3_open_v2(Corpus::Get().store_path().c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) !=
+      SQLITE_OK) {
+    bench::Die("cannot open the corpus with SQLite");
+  }
+  const auto prepare = [&](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(raw, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+      bench::Die(sqlite3_errmsg(raw));
+    }
+    return stmt;
+  };
+  sqlite3_stmt* const fts5[] = {
+      prepare("SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH ?1 "
+              "ORDER BY rank LIMIT ?2"),
+      prepare("SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ?1 "
+              "ORDER BY rank LIMIT ?2")};
   const std::vector<Pick>& picks = Corpus::Get().picks();
   const size_t words = static_cast<size_t>(state.range(0));
   const bool index = state.range(1) != 0;
+  const int limit = kRecallItems * 3;  // Recall's kCandidatesPerItem.
   LatencyRecorder latency(state);
   size_t i = 0;
   for (auto _ : state) {
@@ -283,7 +304,17 @@ void BM_RecallKeywordSearch(benchmark::State& state) {
       for (size_t w = 0; w < words && end != std::string::npos; ++w) end = text.find(' ', end + 1);
       text = text.substr(0, end);
     }
-    const int limit = kRecallItems * 3;  // Recall's kCandidatesPerItem.
+    // The MATCH expression the store's Search gives FTS5 for the same text.
+    std::string match;
+    if (!index) {
+      for (size_t start = 0; start < text.size();) {
+        size_t end = text.find(' ', start);
+        if (end == std::string::npos) end = text.size();
+        match += fmt::format("{}\"{}\"", match.empty() ? "" : " OR ",
+                             text.substr(start, end - start));
+        start = end + 1;
+      }
+    }
     const auto start = SteadyClock::now();
     if (index) {
       KeywordQuery query;
@@ -291,15 +322,24 @@ void BM_RecallKeywordSearch(benchmark::State& state) {
       query.limit = limit;
       benchmark::DoNotOptimize(OrDie(store->RankByKeywords(query), "rank"));
     } else {
-      SearchQuery search;
-      search.text = text;
-      search.limit = limit;
-      search.concepts = false;
-      benchmark::DoNotOptimize(OrDie(store->Search(search), "search"));
+      std::vector<std::pair<int64_t, double>> hits;
+      for (sqlite3_stmt* stmt : fts5) {
+        sqlite3_bind_text(stmt, 1, match.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(stmt, 2, limit);
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+          hits.emplace_back(sqlite3_column_int64(stmt, 0), sqlite3_column_double(stmt, 1));
+        }
+        sqlite3_reset(stmt);
+      }
+      std::sort(hits.begin(), hits.end(),
+                [](const auto& a, const auto& b) { return a.second < b.second; });
+      benchmark::DoNotOptimize(hits);
     }
     latency.Add(start);
   }
   latency.Report(state);
+  for (sqlite3_stmt* stmt : fts5) sqlite3_finalize(stmt);
+  sqlite3_close(raw);
 }
 
 // ---- 2. Chat turn overhead ----

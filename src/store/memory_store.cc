@@ -51,7 +51,8 @@ Status FsyncPath(const std::string& path, bool directory) {
 MemoryStore::MemoryStore(StoreOptions options, std::unique_ptr<Db> db)
     : options_(std::move(options)),
       db_(std::move(db)),
-      vectors_(std::make_unique<store_internal::VectorCache>()) {}
+      vectors_(std::make_unique<store_internal::VectorCache>()),
+      keywords_(std::make_unique<store_internal::KeywordIndex>()) {}
 
 MemoryStore::~MemoryStore() = default;
 

@@ -469,7 +469,7 @@ class MemoryStore {
   StoreOptions options_;
   std::unique_ptr<store_internal::Db> db_;
   std::unique_ptr<store_internal::VectorCache> vectors_;
-  std::unique_ptr<store_internal::KeywordIndex> keywords_;  // Built on first use.
+  std::unique_ptr<store_internal::KeywordIndex> keywords_;  // Filled on the first search.
   int schema_version_ = 0;
 };
 

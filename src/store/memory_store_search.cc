@@ -49,7 +49,6 @@ const std::string& ConceptSearchSql() {
 Result<std::vector<SearchHit>> MemoryStore::Search(const SearchQuery& query) {
   std::vector<SearchHit> hits;
   const int limit = std::clamp(query.limit, 1, kMaxSearchResults);
-  if (!keywords_) keywords_ = std::make_unique<store_internal::KeywordIndex>();
 
   // Sessions and roles belong to messages only: a filter on either leaves the other kinds out.
   const bool messages_only = query.session_id.has_value() || query.role.has_value();
@@ -121,7 +120,6 @@ Result<std::vector<SearchHit>> MemoryStore::Search(const SearchQuery& query) {
 }
 
 Result<std::vector<KeywordHit>> MemoryStore::RankByKeywords(const KeywordQuery& query) {
-  if (!keywords_) keywords_ = std::make_unique<store_internal::KeywordIndex>();
   KeywordQuery clamped = query;
   clamped.limit = std::clamp(query.limit, 1, kMaxSearchResults);
   return keywords_->Rank(*db_, clamped);

@@ -2,7 +2,7 @@
 //
 // Two rankings are fused by reciprocal rank (each candidate scores the sum, over the rankings
 // that hold it, of 1 / (60 + its rank there)):
-//   - keyword relevance: FTS5 bm25 over messages and memories;
+//   - keyword relevance: bm25 over messages and memories (the store's keyword index, FTS5's scores);
 //   - meaning: cosine similarity between the new message's vector and the stored ones, when the
 //     turn has a vector (hybrid retrieval, with an embedding model configured). Hits below
 //     min_similarity are left out: the nearest vectors always exist, related or not.

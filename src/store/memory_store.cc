@@ -141,7 +141,24 @@ Status MemoryStore::Migrate() {
     RETURN_IF_ERROR(tx.Commit());
   }
   schema_version_ = static_cast<int>(latest);
+  ASSIGN_OR_RETURN(const std::string damage, SchemaDamage());
+  if (!damage.empty()) return CorruptionError(fmt::format("{}: {}", options_.path, damage));
   return Status::Ok();
+}
+
+Result<std::string> MemoryStore::SchemaDamage() {
+  ASSIGN_OR_RETURN(Stmt stmt,
+                   db_->Prepare("SELECT type, coalesce(sql, '') FROM sqlite_schema WHERE name = ?1"));
+  for (const store_internal::SchemaObject& expected : store_internal::ExpectedSchema()) {
+    stmt.Bind(1, expected.name);
+    ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    if (!row) return fmt::format("the schema has no {} {}", expected.type, expected.name);
+    if (stmt.TextView(0) != expected.type || stmt.TextView(1) != expected.sql) {
+      return fmt::format("the schema's {} {} is not the one this build creates", expected.type,
+                         expected.name);
+    }
+  }
+  return std::string();
 }
 
 int MemoryStore::SchemaVersion() const { return schema_version_; }
@@ -474,6 +491,8 @@ Result<std::string> MemoryStore::IntegrityCheck() {
   ASSIGN_OR_RETURN(const std::vector<std::string> rows, db_->QueryTexts("PRAGMA integrity_check"));
   const std::string out = fmt::format("{}", fmt::join(rows, "\n"));
   if (out != "ok") return out;
+  ASSIGN_OR_RETURN(const std::string schema_damage, SchemaDamage());
+  if (!schema_damage.empty()) return schema_damage;
   ASSIGN_OR_RETURN(const int64_t dangling, DanglingReferences());
   if (dangling > 0) return fmt::format("{} rows reference missing nodes", dangling);
   return out;

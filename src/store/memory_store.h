@@ -302,8 +302,8 @@ class MemoryStore {
   // ---- Messages and sessions ----
 
   // One transaction: upsert user and session, insert the message with the next seq (its SENT and
-  // PART_OF edges are its own columns), RESPONDS_TO (to the previous message of the session), FTS
-  // entry, and retention.
+  // PART_OF edges are its own columns), RESPONDS_TO (to the previous message of the session), and
+  // retention.
   Result<SavedMessage> SaveMessage(const NewMessage& message);
   // The newest `limit` messages of the session (before `before_seq`), in chronological order.
   // not_found when the session does not exist.
@@ -423,7 +423,7 @@ class MemoryStore {
   // row whose shape fits no table or several. Never modifies the files it reads.
   Result<CopyReport> CopyScannedRowsFrom(const std::string& db_path, const std::string& wal_path);
   // Recreates what can be derived: the users of messages whose user row was lost (so that every
-  // message has its SENT edge), the FTS indexes, and the message counters.
+  // message has its SENT edge), the concepts' FTS index, and the message counters.
   Status RebuildDerivedData();
   Status RecordRecoveryEvent(const RecoveryEvent& event);
   Result<std::optional<RecoveryEvent>> LastRecoveryEvent();
@@ -435,8 +435,9 @@ class MemoryStore {
   // Rows whose foreign key points nowhere (PRAGMA foreign_key_check): damage that quick_check
   // cannot see, e.g. a flipped byte inside a node id. 0 on a healthy store.
   Result<int64_t> DanglingReferences();
-  // The deep check: PRAGMA integrity_check (which also compares every index with its table) and
-  // DanglingReferences. "ok", or a description of the first problems. Slower than QuickCheck.
+  // The deep check: PRAGMA integrity_check (which also compares every index with its table),
+  // SchemaDamage and DanglingReferences. "ok", or a description of the first problems. Slower
+  // than QuickCheck.
   Result<std::string> IntegrityCheck();
   // An online, consistent copy of the database at `path` (SQLite backup API), written to a
   // temporary name, synced and renamed into place.
@@ -455,6 +456,11 @@ class MemoryStore {
   Status Configure(bool is_new);
   Status CheckRecordedVersion(int64_t version);
   Status Migrate();
+  // SQLite parses the schema's text on every open, and that text sits in ordinary pages without a
+  // checksum: a flipped byte can rename a column or a table and still pass quick_check, leaving
+  // a store whose every query fails. "" when every object the migrations create is there
+  // unchanged (objects added by hand, e.g. sqlite_stat1, are let be); otherwise what differs.
+  Result<std::string> SchemaDamage();
   Status EnforceRetention(SavedMessage& saved);
   Status EnsureSession(const NewMessage& message, int64_t now);
   // The ids `sql` selects (?1 the model, ?2 the limit): nodes of one kind without its vector.

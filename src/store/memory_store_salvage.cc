@@ -49,7 +49,7 @@ constexpr std::array<SalvageTable, 15> kTables = {{
      "1",
      // A message outlives the loss of its session row: give it a placeholder session.
      "INSERT OR IGNORE INTO main.sessions(id, user_id, name, topic, created_at, last_activity) "
-     "SELECT session_id, user_id, '', '', created_at, created_at FROM src.messages "
+     "SELECT session_id, user_id, '', '', created_at, created_at FROM src.messages NOT INDEXED "
      "WHERE seq >= ?1 AND seq < ?2"},
     {"responds_to", "id", "id, from_id, to_id, delay_seconds", "id, from_id, to_id, delay_seconds",
      "from_id IN (SELECT id FROM main.messages) AND to_id IN (SELECT id FROM main.messages)", ""},
@@ -149,15 +149,26 @@ Result<CopyReport> MemoryStore::CopyRowsFrom(const std::string& source_path) {
       }
     }
 
+    // NOT INDEXED: the source is read only through its tables' rowids, never through its
+    // indexes, which may be the damaged part. A damaged index would answer "no such row" for
+    // rows that are there (the filters' IN lists invite the planner to use one).
     const std::string insert = fmt::format(
-        "INSERT OR IGNORE INTO main.{0}({1}) SELECT {2} FROM src.{3} WHERE {4} >= ?1 AND {4} < ?2 "
-        "AND {5}",
+        "INSERT OR IGNORE INTO main.{0}({1}) SELECT {2} FROM src.{3} NOT INDEXED "
+        "WHERE {4} >= ?1 AND {4} < ?2 AND {5}",
         copy.table, copy.columns, copy.select, source_table, key, copy.filter);
     const std::string walk = fmt::format(
-        "SELECT {0} FROM src.{1} WHERE {0} >= ?1 ORDER BY {0} LIMIT {2}", key, source_table,
-        kWalkChunk);
+        "SELECT {0} FROM src.{1} NOT INDEXED WHERE {0} >= ?1 ORDER BY {0} LIMIT {2}", key,
+        source_table, kWalkChunk);
     const std::string probe = fmt::format(
-        "SELECT {0} FROM src.{1} WHERE {0} >= ?1 ORDER BY {0} LIMIT 1", key, source_table);
+        "SELECT {0} FROM src.{1} NOT INDEXED WHERE {0} >= ?1 ORDER BY {0} LIMIT 1", key,
+        source_table);
+    // This store's schema is known good, so a copy that does not even compile means the
+    // source's schema text is damaged (a renamed column, say). Its rows are then for the page
+    // scan, which reads records without that text.
+    if (!db_->Prepare(insert).ok() || !db_->Prepare(walk).ok() || !db_->Prepare(probe).ok()) {
+      report.unreadable_tables.push_back(source_table);
+      continue;
+    }
     // Each copy statement commits on its own: one transaction across the attached source would
     // take locks on the damaged file too, and fail on its damage rather than on our own reads.
     // Walk the table in key order. Where a read fails, the rows before the failure are copied,
@@ -273,8 +284,6 @@ Status MemoryStore::RebuildDerivedData() {
   RETURN_IF_ERROR(db_->Exec(R"sql(
     INSERT OR IGNORE INTO users(id, name, created_at)
       SELECT user_id, '', min(created_at) FROM messages WHERE user_id <> '' GROUP BY user_id;
-    INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
-    INSERT INTO memories_fts(memories_fts) VALUES ('rebuild');
     INSERT INTO concepts_fts(concepts_fts) VALUES ('rebuild');
     UPDATE counters SET value = (SELECT count(*) FROM messages) WHERE name = 'messages';
     UPDATE sessions SET

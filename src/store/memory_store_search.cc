@@ -1,6 +1,6 @@
 // MemoryStore keyword search: bm25 over messages, memories and concepts.
 //
-// Messages and memories are ranked by the connection's in-memory keyword index (the FTS5 tables'
+// Messages and memories are ranked by the connection's in-memory keyword index (FTS5's bm25
 // scores without FTS5 scoring every matching row), then only the rows returned are read, and
 // their snippets built from the tokenizer's offsets (store/internal/snippet.h). Concepts, few and
 // short, are one cached FTS5 statement ordered by the FTS5 `rank` column (bm25), so snippet()

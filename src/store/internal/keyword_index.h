@@ -1,5 +1,5 @@
 // KeywordIndex: one connection's in-memory inverted index of the messages and memories, ranking
-// them by bm25 exactly as the FTS5 tables would (same tokenizer, same formula and parameters:
+// them by bm25 exactly as FTS5 tables of them would (same tokenizer, same formula and parameters:
 // k1 = 1.2, b = 0.75, idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6, each kind against its
 // own N and average length), without FTS5's cost of scoring every matching row through SQL.
 //

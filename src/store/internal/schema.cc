@@ -1,6 +1,10 @@
 #include "store/internal/schema.h"
 
+#include <sqlite3.h>
+
 #include <array>
+#include <cstdio>
+#include <cstdlib>
 
 namespace locrit::store_internal {
 namespace {
@@ -257,10 +261,71 @@ CREATE TRIGGER memories_count_deletes AFTER DELETE ON memories BEGIN
   UPDATE counters SET value = value + 1 WHERE name = 'memory_changes'; END;
 )sql";
 
-constexpr std::array<std::string_view, 3> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3};
+// Version 4: messages and memories leave FTS5. Since version 3 every keyword query over them is
+// answered by the in-memory keyword index (store/internal/keyword_index.h), which reads the
+// tables themselves with FTS5's tokenizer and FTS5's bm25; their FTS5 tables had become
+// write-only, yet each save paid some six page writes to keep them (a new segment, its index
+// entry, the document size, the structure record and the merges). Concepts stay in FTS5: their
+// search still reads concepts_fts. The triggers lose their FTS statements and keep the rest.
+constexpr std::string_view kSchemaV4 = R"sql(
+DROP TRIGGER messages_after_insert;
+DROP TRIGGER messages_after_delete;
+DROP TRIGGER messages_after_update;
+DROP TRIGGER memories_after_insert;
+DROP TRIGGER memories_after_delete;
+DROP TRIGGER memories_after_update;
+DROP TABLE messages_fts;
+DROP TABLE memories_fts;
+CREATE TRIGGER messages_after_insert AFTER INSERT ON messages BEGIN
+  UPDATE sessions SET message_count = message_count + 1,
+                      last_activity = max(last_activity, new.created_at)
+   WHERE id = new.session_id;
+  UPDATE counters SET value = value + 1 WHERE name = 'messages';
+END;
+CREATE TRIGGER messages_after_delete AFTER DELETE ON messages BEGIN
+  UPDATE sessions SET message_count = message_count - 1 WHERE id = old.session_id;
+  UPDATE counters SET value = value - 1 WHERE name = 'messages';
+END;
+)sql";
+
+constexpr std::array<std::string_view, 4> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3,
+                                                         kSchemaV4};
 
 }  // namespace
 
 std::span<const std::string_view> Migrations() { return kMigrations; }
+
+const std::vector<SchemaObject>& ExpectedSchema() {
+  static const std::vector<SchemaObject> schema = [] {
+    // Failing here means this build's own migrations do not run on an empty database: no store
+    // could be opened, and tests/unit/store/open_test.cc says why.
+    const auto die = [](sqlite3* db) {
+      std::fprintf(stderr, "locrit: the memory schema does not build: %s\n", sqlite3_errmsg(db));
+      std::abort();
+    };
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) die(db);
+    for (std::string_view migration : kMigrations) {
+      const std::string sql(migration);
+      if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) die(db);
+    }
+    std::vector<SchemaObject> objects;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT type, name, coalesce(sql, '') FROM sqlite_schema ORDER BY name",
+                           -1, &stmt, nullptr) != SQLITE_OK) {
+      die(db);
+    }
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      const auto text = [&](int column) {
+        return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, column)));
+      };
+      objects.push_back(SchemaObject{text(0), text(1), text(2)});
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return objects;
+  }();
+  return schema;
+}
 
 }  // namespace locrit::store_internal

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace locrit::store_internal {
 
@@ -14,5 +16,17 @@ namespace locrit::store_internal {
 std::span<const std::string_view> Migrations();
 
 inline int LatestSchemaVersion() { return static_cast<int>(Migrations().size()); }
+
+// One row of sqlite_schema.
+struct SchemaObject {
+  std::string type;
+  std::string name;
+  std::string sql;  // Empty for the automatic indexes of UNIQUE constraints.
+  bool operator==(const SchemaObject&) const = default;
+};
+
+// Every object the migrations create, in name order: read once per process from an in-memory
+// database that ran them all. A store's own sqlite_schema must hold each of them unchanged.
+const std::vector<SchemaObject>& ExpectedSchema();
 
 }  // namespace locrit::store_internal

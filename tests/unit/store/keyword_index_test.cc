@@ -140,11 +140,20 @@ class KeywordIndexTest : public ::testing::Test {
     int64_t seq;
   };
 
-  // Every message and memory FTS5 finds for the query Search would give it, best first.
+  // Every message and memory FTS5 finds for the query Search would give it, best first. The
+  // reference is a pair of FTS5 tables built afresh from the file's current rows, with the
+  // store's tokenizer, in this connection's temp schema.
   std::vector<Fts5Hit> Fts5Ranking(const std::string& text) {
     const std::string match =
         store_internal::BuildFtsQuery(text, static_cast<size_t>(MemoryStore::kMaxSearchTerms));
     RawSql raw(harness_.path());
+    raw.Exec(
+        "CREATE VIRTUAL TABLE temp.messages_fts USING fts5(content,"
+        " tokenize='unicode61 remove_diacritics 2');"
+        "INSERT INTO temp.messages_fts(rowid, content) SELECT seq, content FROM messages;"
+        "CREATE VIRTUAL TABLE temp.memories_fts USING fts5(content,"
+        " tokenize='unicode61 remove_diacritics 2');"
+        "INSERT INTO temp.memories_fts(rowid, content) SELECT rid, content FROM memories;");
     std::vector<Fts5Hit> hits;
     const auto collect = [&](NodeType type, const char* sql) {
       sqlite3_stmt* stmt = nullptr;

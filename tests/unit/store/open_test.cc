@@ -10,6 +10,7 @@
 #include "store/internal/schema.h"
 #include "store/memory_store.h"
 #include "tests/support/matchers.h"
+#include "tests/support/raw_sql.h"
 #include "tests/support/store_fixture.h"
 
 namespace locrit {
@@ -17,6 +18,7 @@ namespace {
 
 using ::locrit::testing::CountRows;
 using ::locrit::testing::IsOk;
+using ::locrit::testing::RawSql;
 using ::locrit::testing::StatusIs;
 using ::locrit::testing::StoreHarness;
 
@@ -29,7 +31,7 @@ TEST(OpenTest, NewStoreHasLatestSchemaAndDurablePragmas) {
   StoreHarness harness;
   ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
   ASSERT_OK_AND_ASSIGN(StorageInfo info, store->Storage());
-  EXPECT_EQ(info.schema_version, 3);
+  EXPECT_EQ(info.schema_version, 4);
   EXPECT_EQ(info.journal_mode, "wal");
   EXPECT_EQ(info.synchronous, 2);  // FULL
   EXPECT_EQ(info.auto_vacuum, 2);  // INCREMENTAL
@@ -48,7 +50,7 @@ TEST(OpenTest, MigratesAnEmptyFile) {
   StoreHarness harness;
   WriteFile(harness.path(), "");
   ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
-  EXPECT_EQ(store->SchemaVersion(), 3);
+  EXPECT_EQ(store->SchemaVersion(), store_internal::LatestSchemaVersion());
   ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "hello")), IsOk());
   ASSERT_OK_AND_ASSIGN(StorageInfo info, store->Storage());
   EXPECT_EQ(info.auto_vacuum, 2);
@@ -86,6 +88,59 @@ TEST(OpenTest, MigratesAVersionOneStoreForwardKeepingItsData) {
   EXPECT_EQ(recorded->reason, "test");
 }
 
+// Version 4 drops the messages' and memories' FTS5 tables (keyword search reads the tables
+// through the in-memory index) and rewrites the message triggers without them.
+TEST(OpenTest, MigratesAVersionThreeStoreOffItsMessageAndMemoryFtsTables) {
+  StoreHarness harness;
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(harness.path().c_str(), &raw), SQLITE_OK);
+    for (int v = 0; v < 3; ++v) {
+      const std::string sql(store_internal::Migrations()[static_cast<size_t>(v)]);
+      ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << v;
+    }
+    ASSERT_EQ(sqlite3_exec(raw,
+                           "INSERT INTO users(id, created_at) VALUES ('u', 1);"
+                           "INSERT INTO sessions(id, created_at, last_activity) VALUES ('s', 1, 1);"
+                           "INSERT INTO messages(id, session_id, user_id, role, content, created_at)"
+                           " VALUES ('m1', 's', 'u', 'user', 'un éléphant rose', 1),"
+                           " ('m2', 's', 'u', 'user', 'a grey mouse', 2);"
+                           "INSERT INTO memories(id, content, importance, created_at, last_accessed)"
+                           " VALUES ('mem', 'elephants never forget', 0.5, 1, 1);"
+                           "INSERT INTO concepts(id, name, created_at) VALUES ('c', 'elephant', 1);"
+                           "PRAGMA user_version = 3;"
+                           "INSERT INTO counters(name, value) VALUES ('schema_version', 3);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+  EXPECT_EQ(store->SchemaVersion(), 4);
+  EXPECT_EQ(CountRows(harness.path(), "sqlite_schema WHERE name IN ('messages_fts', 'memories_fts')"),
+            0);
+  SearchQuery query;
+  query.text = "elephant";
+  ASSERT_OK_AND_ASSIGN(auto hits, store->Search(query));
+  std::vector<std::string> ids;
+  for (const SearchHit& hit : hits) ids.push_back(hit.id);
+  EXPECT_THAT(ids, ::testing::UnorderedElementsAre("m1", "c"));
+  query.text = "elephants";
+  ASSERT_OK_AND_ASSIGN(hits, store->Search(query));
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].id, "mem");
+
+  // The rewritten triggers still keep the session and the message counter in step.
+  NewMessage message;
+  message.session_id = "s";
+  message.user_id = "u";
+  message.content = "a third";
+  ASSERT_THAT(store->SaveMessage(message), IsOk());
+  ASSERT_THAT(store->DeleteMessage("m2"), IsOk());
+  ASSERT_OK_AND_ASSIGN(Session session, store->GetSession("s"));
+  EXPECT_EQ(session.message_count, 2);
+  EXPECT_EQ(CountRows(harness.path(), "counters WHERE name = 'messages' AND value = 2"), 1);
+}
+
 TEST(OpenTest, ReopenKeepsData) {
   StoreHarness harness;
   std::string id;
@@ -97,6 +152,44 @@ TEST(OpenTest, ReopenKeepsData) {
   ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
   ASSERT_OK_AND_ASSIGN(Message m, store->GetMessage(id));
   EXPECT_EQ(m.content, "kept");
+}
+
+// The schema's text has no checksum: a changed byte that renames a column passes quick_check
+// and would leave every query failing. It is corruption, found on open and by the deep check.
+TEST(OpenTest, SchemaTextThatDiffersFromTheMigrationsIsCorruption) {
+  StoreHarness harness;
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+    ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "x")), IsOk());
+  }
+  RawSql raw(harness.path());
+  raw.Exec("PRAGMA writable_schema = ON;"
+           "UPDATE sqlite_schema SET sql = replace(sql, 'name       TEXT', 'nime       TEXT')"
+           " WHERE name = 'users'");
+  auto store = harness.Open();
+  EXPECT_THAT(store, StatusIs(StatusCode::kCorruption));
+  EXPECT_NE(store.status().message().find("table users"), std::string::npos)
+      << store.status().message();
+
+  // Put back, the store opens; the deep check sees a later change the same way.
+  raw.Exec("UPDATE sqlite_schema SET sql = replace(sql, 'nime       TEXT', 'name       TEXT')"
+           " WHERE name = 'users'");
+  ASSERT_OK_AND_ASSIGN(auto reopened, harness.Open());
+  ASSERT_OK_AND_ASSIGN(std::string deep, reopened->IntegrityCheck());
+  EXPECT_EQ(deep, "ok");
+  raw.Exec("UPDATE sqlite_schema SET sql = replace(sql, 'NOT NULL', 'NOT NULX') WHERE name = 'topics'");
+  ASSERT_OK_AND_ASSIGN(deep, reopened->IntegrityCheck());
+  EXPECT_NE(deep.find("table topics"), std::string::npos) << deep;
+}
+
+// Objects added by hand (an operator's index, ANALYZE's statistics) are not damage.
+TEST(OpenTest, ObjectsAddedByHandAreLetBe) {
+  StoreHarness harness;
+  { ASSERT_OK_AND_ASSIGN(auto store, harness.Open()); }
+  RawSql(harness.path()).Exec("CREATE INDEX messages_by_role ON messages(role); ANALYZE;");
+  ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+  ASSERT_OK_AND_ASSIGN(std::string deep, store->IntegrityCheck());
+  EXPECT_EQ(deep, "ok");
 }
 
 TEST(OpenTest, NewerSchemaIsRefusedWithoutTouchingTheFile) {

@@ -67,6 +67,8 @@ Result<std::unique_ptr<MemoryStore>> MemoryStore::Open(const StoreOptions& optio
   store_internal::DbOpenOptions db_options;
   db_options.read_only = options.read_only;
   db_options.vfs = options.vfs;
+  // Every commit of a FULL store syncs its WAL, which is what makes gathering its writes safe.
+  db_options.coalesce_wal_writes = options.durability == Durability::kFull && !options.read_only;
   ASSIGN_OR_RETURN(auto db, Db::Open(options.path, db_options));
   std::unique_ptr<MemoryStore> store(new MemoryStore(options, std::move(db)));
   ASSIGN_OR_RETURN(const int64_t pages, store->db_->QueryInt("PRAGMA page_count"));

@@ -1,5 +1,7 @@
 #include "store/internal/sqlite.h"
 
+#include "store/internal/coalescing_vfs.h"
+
 #include <fmt/format.h>
 
 namespace locrit::store_internal {
@@ -135,9 +137,11 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const DbOpenOption
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
+  const std::string vfs =
+      options.coalesce_wal_writes ? CoalescingVfsName(options.vfs) : options.vfs;
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags,
-                                 options.vfs.empty() ? nullptr : options.vfs.c_str());
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, flags, vfs.empty() ? nullptr : vfs.c_str());
   if (rc != SQLITE_OK) {
     std::string message = raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
     sqlite3_close_v2(raw);

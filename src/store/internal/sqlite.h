@@ -83,6 +83,9 @@ struct DbOpenOptions {
   bool read_only = false;
   bool create = true;
   std::string vfs;  // Empty: SQLite's default VFS.
+  // Through the WAL write gathering shim over `vfs` (coalescing_vfs.h). Only for connections
+  // whose every commit syncs the WAL (synchronous=FULL).
+  bool coalesce_wal_writes = false;
 };
 
 // One SQLite connection. Owns its statement cache; statements must not outlive it.

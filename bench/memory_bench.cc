@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <string>
 #include <thread>
@@ -60,10 +61,13 @@ MemoryManager::Handle GetOrDie(MemoryManager& manager, const std::string& slug) 
   return *handle;
 }
 
-// 64 writers, each with one write in flight at a time (it waits for its acknowledgement), spread
-// over 16 Locrits for a fixed wall time.
+// 64 writers, each with one write in flight at a time, spread over 16 Locrits for a fixed wall
+// time. A writer is a thread that waits for each acknowledgement (async:0), or, as the server's
+// connections are, a chain of completion handlers: each acknowledgement issues the writer's next
+// write from the handler, with no thread of its own waiting (async:1).
 void BM_ConcurrentDurableWriters(benchmark::State& state) {
   const int max_batch = static_cast<int>(state.range(0));
+  const bool async = state.range(2) != 0;
   constexpr int kWriters = 64;
   constexpr int kLocrits = 16;
   for (auto _ : state) {
@@ -86,7 +90,27 @@ void BM_ConcurrentDurableWriters(benchmark::State& state) {
     const auto start = std::chrono::steady_clock::now();
     const double cpu_start = ProcessCpuSeconds();
     std::vector<std::thread> writers;
-    for (int w = 0; w < kWriters; ++w) {
+    // The async writers: Issue(w, i) writes message i of writer w and, once it is acknowledged,
+    // issues i + 1 until stopped; `chains` counts the writers still going.
+    std::atomic<int> chains{async ? kWriters : 0};
+    std::function<void(int, int)> issue = [&](int w, int i) {
+      const auto& memory = locrits[static_cast<size_t>(w % kLocrits)];
+      memory->Write<SavedMessage>(
+          [w, i](MemoryStore& store) {
+            return store.SaveMessage(StoreHarness::UserMessage("w" + std::to_string(w),
+                                                               "message " + std::to_string(i)));
+          },
+          [&, w, i](Result<SavedMessage> r) {
+            if (r.ok()) ++acknowledged;
+            if (stop.load()) {
+              --chains;
+            } else {
+              issue(w, i + 1);
+            }
+          });
+    };
+    for (int w = 0; async && w < kWriters; ++w) issue(w, 0);
+    for (int w = 0; !async && w < kWriters; ++w) {
       writers.emplace_back([&, w] {
         const auto& memory = locrits[static_cast<size_t>(w % kLocrits)];
         for (int i = 0; !stop.load(); ++i) {
@@ -104,6 +128,7 @@ void BM_ConcurrentDurableWriters(benchmark::State& state) {
     std::this_thread::sleep_for(std::chrono::seconds(3));
     stop = true;
     for (auto& t : writers) t.join();
+    while (chains.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     state.SetIterationTime(seconds);
@@ -123,8 +148,8 @@ void BM_ConcurrentDurableWriters(benchmark::State& state) {
 // wait, not CPU: with 4 threads at most 4 of the 16 Locrits commit at once; with 16 every Locrit
 // can have its fsync in flight. Each pair (baseline, group commit) shares a pool size.
 BENCHMARK(BM_ConcurrentDurableWriters)
-    ->ArgNames({"max_batch", "threads"})
-    ->ArgsProduct({{1, 512}, {4, 16}})
+    ->ArgNames({"max_batch", "threads", "async"})
+    ->ArgsProduct({{1, 512}, {4, 16}, {0, 1}})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);

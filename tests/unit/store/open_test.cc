@@ -141,6 +141,15 @@ TEST(OpenTest, MigratesAVersionThreeStoreOffItsMessageAndMemoryFtsTables) {
   EXPECT_EQ(CountRows(harness.path(), "counters WHERE name = 'messages' AND value = 2"), 1);
 }
 
+// SQLite's allocation counting takes a process-wide mutex on every malloc; the store turns it off
+// at load time (store/internal/sqlite.cc). Counting off, SQLite reports no memory in use.
+TEST(OpenTest, SqliteDoesNotCountAllocationsUnderItsGlobalMutex) {
+  StoreHarness harness;
+  ASSERT_OK_AND_ASSIGN(auto store, harness.Open());
+  ASSERT_THAT(store->SaveMessage(StoreHarness::UserMessage("s", "counted?")), IsOk());
+  EXPECT_EQ(sqlite3_memory_used(), 0);
+}
+
 TEST(OpenTest, ReopenKeepsData) {
   StoreHarness harness;
   std::string id;

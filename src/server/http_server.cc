@@ -893,8 +893,9 @@ HttpServer::~HttpServer() { Stop(); }
 
 std::string HttpServer::address() const {
   const auto& a = impl_->bound_.address();
-  const std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
-  return host + ":" + std::to_string(impl_->bound_.port());
+  const uint16_t port = impl_->bound_.port();
+  return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port)
+                   : fmt::format("{}:{}", a.to_string(), port);
 }
 
 uint16_t HttpServer::port() const { return impl_->bound_.port(); }

@@ -214,7 +214,6 @@ int CurrentTimeInt64(sqlite3_vfs* vfs, sqlite3_int64* out) {
 // One registered shim over one base VFS.
 struct Shim {
   std::string name;
-  std::string base_name;
   sqlite3_vfs* base = nullptr;
   sqlite3_vfs vfs{};
 };
@@ -244,7 +243,6 @@ std::string CoalescingVfsName(const std::string& base_name) {
 
   auto shim = std::make_unique<Shim>();
   shim->name = fmt::format("locrit-coalescing-{}", ++registered);
-  shim->base_name = base_name;
   shim->base = base;
   sqlite3_vfs& vfs = shim->vfs;
   vfs.iVersion = std::min(base->iVersion, 2);  // No system-call overrides.

@@ -1,10 +1,10 @@
 #include "store/internal/schema.h"
 
-#include <sqlite3.h>
-
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+
+#include "store/internal/sqlite.h"
 
 namespace locrit::store_internal {
 namespace {
@@ -297,33 +297,27 @@ std::span<const std::string_view> Migrations() { return kMigrations; }
 
 const std::vector<SchemaObject>& ExpectedSchema() {
   static const std::vector<SchemaObject> schema = [] {
+    auto objects = []() -> Result<std::vector<SchemaObject>> {
+      ASSIGN_OR_RETURN(auto db, Db::Open(":memory:", DbOpenOptions()));
+      for (std::string_view migration : kMigrations) RETURN_IF_ERROR(db->Exec(migration));
+      ASSIGN_OR_RETURN(Stmt stmt, db->Prepare(
+          "SELECT type, name, coalesce(sql, '') FROM sqlite_schema ORDER BY name"));
+      std::vector<SchemaObject> out;
+      while (true) {
+        ASSIGN_OR_RETURN(const bool row, stmt.Step());
+        if (!row) break;
+        out.push_back(SchemaObject{stmt.Text(0), stmt.Text(1), stmt.Text(2)});
+      }
+      return out;
+    }();
     // Failing here means this build's own migrations do not run on an empty database: no store
     // could be opened, and tests/unit/store/open_test.cc says why.
-    const auto die = [](sqlite3* db) {
-      std::fprintf(stderr, "locrit: the memory schema does not build: %s\n", sqlite3_errmsg(db));
+    if (!objects.ok()) {
+      std::fprintf(stderr, "locrit: the memory schema does not build: %s\n",
+                   objects.status().ToString().c_str());
       std::abort();
-    };
-    sqlite3* db = nullptr;
-    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) die(db);
-    for (std::string_view migration : kMigrations) {
-      const std::string sql(migration);
-      if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) die(db);
     }
-    std::vector<SchemaObject> objects;
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT type, name, coalesce(sql, '') FROM sqlite_schema ORDER BY name",
-                           -1, &stmt, nullptr) != SQLITE_OK) {
-      die(db);
-    }
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      const auto text = [&](int column) {
-        return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, column)));
-      };
-      objects.push_back(SchemaObject{text(0), text(1), text(2)});
-    }
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return objects;
+    return *std::move(objects);
   }();
   return schema;
 }
